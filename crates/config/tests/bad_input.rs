@@ -39,7 +39,10 @@ fn rlimit_that_is_not_a_number() {
 #[test]
 fn negative_rlimit() {
     let (e, d) = error_of(&[("rlimits/rss.hard", "-5\n")]);
-    assert!(e.starts_with(&format!("{d}/rlimits/rss.hard: invalid value '-5'")), "{e}");
+    assert!(
+        e.starts_with(&format!("{d}/rlimits/rss.hard: invalid value '-5'")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -66,9 +69,15 @@ fn unknown_flag_in_cflags() {
 #[test]
 fn unknown_capability_and_bit() {
     let (e, d) = error_of(&[("bcapabilities", "CAP_FLY\n")]);
-    assert_eq!(e, format!("{d}/bcapabilities: unknown capability 'CAP_FLY'"));
+    assert_eq!(
+        e,
+        format!("{d}/bcapabilities: unknown capability 'CAP_FLY'")
+    );
     let (e, d) = error_of(&[("ncapabilities", "^13\n")]);
-    assert_eq!(e, format!("{d}/ncapabilities: unknown network capability '^13'"));
+    assert_eq!(
+        e,
+        format!("{d}/ncapabilities: unknown network capability '^13'")
+    );
 }
 
 #[test]
@@ -76,21 +85,35 @@ fn bad_ip_in_interface() {
     let (e, d) = error_of(&[("interfaces/0/ip", "10.0.0.300\n")]);
     assert_eq!(
         e,
-        format!("{d}/interfaces/0/ip: invalid value '10.0.0.300': expected an IPv4 or IPv6 address")
+        format!(
+            "{d}/interfaces/0/ip: invalid value '10.0.0.300': expected an IPv4 or IPv6 address"
+        )
     );
 }
 
 #[test]
 fn interface_without_ip() {
     let (e, d) = error_of(&[("interfaces/0/dev", "eth0\n")]);
-    assert_eq!(e, format!("{d}/interfaces/0/ip: missing: the interface's IP address"));
+    assert_eq!(
+        e,
+        format!("{d}/interfaces/0/ip: missing: the interface's IP address")
+    );
 }
 
 #[test]
 fn bad_prefix_and_mask() {
-    let (e, _) = error_of(&[("interfaces/0/ip", "10.0.0.1\n"), ("interfaces/0/prefix", "33\n")]);
-    assert!(e.contains("interfaces/0/prefix: invalid value '33': expected a prefix length 0..32"), "{e}");
-    let (e, _) = error_of(&[("interfaces/0/ip", "10.0.0.1\n"), ("interfaces/0/mask", "255.0.255.0\n")]);
+    let (e, _) = error_of(&[
+        ("interfaces/0/ip", "10.0.0.1\n"),
+        ("interfaces/0/prefix", "33\n"),
+    ]);
+    assert!(
+        e.contains("interfaces/0/prefix: invalid value '33': expected a prefix length 0..32"),
+        "{e}"
+    );
+    let (e, _) = error_of(&[
+        ("interfaces/0/ip", "10.0.0.1\n"),
+        ("interfaces/0/mask", "255.0.255.0\n"),
+    ]);
     assert!(e.contains("expected a contiguous IPv4 netmask"), "{e}");
 }
 
@@ -109,18 +132,50 @@ fn contexts_out_of_range() {
 fn other_bad_values() {
     let cases: &[(&str, &str, &str)] = &[
         ("nice", "30", "expected a nice level in -20..19"),
-        ("apps/init/style", "upstart", "expected one of sysv, plain, cmd"),
-        ("apps/init/killseq", "15 5", "expected 'SIGNAL [WAIT SIGNAL]...'"),
-        ("apps/init/killseq", "15 x 9", "expected 'SIGNAL [WAIT SIGNAL]...'"),
-        ("apps/init/environment", "1BAD=x", "expected VAR=VALUE lines"),
-        ("apps/init/depends", "../etc", "expected one guest name per line"),
+        (
+            "apps/init/style",
+            "upstart",
+            "expected one of sysv, plain, cmd",
+        ),
+        (
+            "apps/init/killseq",
+            "15 5",
+            "expected 'SIGNAL [WAIT SIGNAL]...'",
+        ),
+        (
+            "apps/init/killseq",
+            "15 x 9",
+            "expected 'SIGNAL [WAIT SIGNAL]...'",
+        ),
+        (
+            "apps/init/environment",
+            "1BAD=x",
+            "expected VAR=VALUE lines",
+        ),
+        (
+            "apps/init/depends",
+            "../etc",
+            "expected one guest name per line",
+        ),
         ("sched/interval", "0", "expected a number greater than 0"),
         ("cpuset/cpus", "a-b", "expected a list like 0-3,5"),
-        ("uidmap", "0 65536", "expected 'BASE COUNT' with BASE >= 65536"),
+        (
+            "uidmap",
+            "0 65536",
+            "expected 'BASE COUNT' with BASE >= 65536",
+        ),
         ("storage/type", "zfs", "expected one of dir, btrfs, image"),
         ("storage/size", "huge", "expected a size such as 10G"),
-        ("fstab", "none tmp tmpfs defaults\n", "expected 'SPEC FILE TYPE OPTIONS [FREQ [PASSNO]]'"),
-        ("personality", "linux_64bit\n", "unknown personality type 'linux_64bit'"),
+        (
+            "fstab",
+            "none tmp tmpfs defaults\n",
+            "expected 'SPEC FILE TYPE OPTIONS [FREQ [PASSNO]]'",
+        ),
+        (
+            "personality",
+            "linux_64bit\n",
+            "unknown personality type 'linux_64bit'",
+        ),
         ("uts/nodename", "a b", "expected a host name without spaces"),
     ];
     for (file, value, expected) in cases {
@@ -150,7 +205,10 @@ fn unsupported_files_are_reported_by_name() {
     let d = dir.path().display().to_string();
     let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     let has = |needle: &str| {
-        assert!(text.iter().any(|w| w.starts_with(&format!("{d}/{needle}"))), "{needle}: {text:#?}")
+        assert!(
+            text.iter().any(|w| w.starts_with(&format!("{d}/{needle}"))),
+            "{needle}: {text:#?}"
+        )
     };
     has("ncontext: not supported: network contexts");
     has("rlimits/dentry: not supported");
@@ -169,7 +227,11 @@ fn unsupported_files_are_reported_by_name() {
 
 #[test]
 fn old_names_are_still_read() {
-    let dir = guest_with(&[("flags", "VXF_VIRT_MEM\n~virt_uptime\n"), ("interfaces/0/ip", "127.0.42.1\n"), ("interfaces/0/only_ip", "")]);
+    let dir = guest_with(&[
+        ("flags", "VXF_VIRT_MEM\n~virt_uptime\n"),
+        ("interfaces/0/ip", "127.0.42.1\n"),
+        ("interfaces/0/only_ip", ""),
+    ]);
     let (cfg, _) = read_guest(dir.path()).unwrap();
     assert_eq!(cfg.cflags.len(), 2);
     assert!(cfg.interfaces.list["0"].nodev);
@@ -194,7 +256,10 @@ fn writing_a_bad_value_changes_nothing() {
     let mut bad = good.clone();
     bad.uts.nodename = Some("two words".into());
     let e = write_guest(dir.path(), &bad).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("{}/uts/nodename", dir.path().display())), "{e}");
+    assert!(
+        e.starts_with(&format!("{}/uts/nodename", dir.path().display())),
+        "{e}"
+    );
     assert!(!dir.path().join("uts").exists());
     assert_eq!(read_guest(dir.path()).unwrap().0, good);
     let _ = Path::new("");
@@ -207,15 +272,30 @@ fn resolved_spec_defaults() {
     let name = GuestName::new("demo").unwrap();
     let cfg = GuestConfig {
         context: Xid::new(4242),
-        bcapabilities: vec![ListItem { clear: false, value: ListValue::Name(Cap::lookup("NET_RAW").unwrap()) }],
+        bcapabilities: vec![ListItem {
+            clear: false,
+            value: ListValue::Name(Cap::lookup("NET_RAW").unwrap()),
+        }],
         ..Default::default()
     };
     write_guest(&paths.guest_cfg(&name), &cfg).unwrap();
     let spec = GuestSpec::load(&paths, &name).unwrap();
-    assert_eq!(spec.idmap, Some(IdMap { base: 4242 * 65536, count: 65536 }));
+    assert_eq!(
+        spec.idmap,
+        Some(IdMap {
+            base: 4242 * 65536,
+            count: 65536
+        })
+    );
     assert_eq!(spec.hostname, "demo");
     assert_eq!(spec.init.style, InitStyle::Sysv);
-    assert_eq!(spec.init.killseq, KillSeq { first: 15, then: vec![(5, 9)] });
+    assert_eq!(
+        spec.init.killseq,
+        KillSeq {
+            first: 15,
+            then: vec![(5, 9)]
+        }
+    );
     assert!(spec.bcaps.contains(&Cap::lookup("NET_RAW").unwrap()));
     assert!(!spec.bcaps.contains(&Cap::lookup("SYS_MODULE").unwrap()));
     assert!(spec.cflags.contains(&CFlag::VirtUptime));

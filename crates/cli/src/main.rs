@@ -1,0 +1,25 @@
+//! `vserver`: the command line of Linux-VServer on a stock kernel.
+//!
+//! `vserver [--root DIR] NAME COMMAND [ARGS]` acts on one guest, as
+//! util-vserver's `vserver` does; `vserver [--root DIR] list [--json]` looks
+//! at all of them. One file per verb under `cmd/`. This binary parses and
+//! validates arguments, then calls the library crates; it prints errors as
+//! one line and maps them to util-vserver's exit codes.
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit::code_of(&e);
+            eprintln!("vserver: {}", output::one_line(&e));
+            ExitCode::from(code)
+        }
+    }
+}
