@@ -70,15 +70,28 @@ enum GuestCmd {
     Running,
 }
 
+/// Prints a clap error as one line (help and version as they are).
+fn usage_exit(e: clap::Error, context: &str) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(USAGE);
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("vserver: {first} (try 'vserver {context}--help')");
+    ExitCode::from(USAGE)
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { USAGE } else { 0 };
-            let _ = e.print();
-            return Ok(ExitCode::from(code));
-        }
+        Err(e) => return Ok(usage_exit(e, "")),
     };
     let root = cli.root.filter(|r| !r.as_os_str().is_empty());
     let paths = Paths::from_env(root);
@@ -95,9 +108,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
             let guest = match GuestCli::try_parse_from(rest) {
                 Ok(g) => g,
                 Err(e) => {
-                    let code = if e.use_stderr() { USAGE } else { 0 };
-                    let _ = e.print();
-                    return Ok(ExitCode::from(code));
+                    let sub = rest
+                        .first()
+                        .and_then(|s| s.to_str())
+                        .filter(|s| ["build", "delete", "status", "running"].contains(s))
+                        .map(|s| format!("NAME {s} "))
+                        .unwrap_or_else(|| "NAME ".into());
+                    return Ok(usage_exit(e, &sub));
                 }
             };
             match guest.cmd {

@@ -31,11 +31,11 @@ impl GuestName {
         if name.len() > Self::MAX_LEN {
             return Err(bad("it is longer than 64 bytes"));
         }
-        if name.contains('/') {
-            return Err(bad("it contains '/'"));
-        }
         if name.contains("..") {
             return Err(bad("it contains '..'"));
+        }
+        if name.contains('/') {
+            return Err(bad("it contains '/'"));
         }
         if name.starts_with('-') {
             return Err(bad("it starts with '-'"));

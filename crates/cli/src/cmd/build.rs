@@ -138,13 +138,11 @@ fn config_from_args(
     paths: &Paths,
     name: &GuestName,
     a: &BuildArgs,
-    context: Xid,
     defaults: &Defaults,
     vdir: &Path,
 ) -> anyhow::Result<GuestConfig> {
     let mut cfg = GuestConfig {
         name: Some(name.to_string()),
-        context: Some(context),
         vdir: Some(vdir.to_owned()),
         run: Some(paths.guest_run(name)),
         cache: Some(paths.cachebase().join(name)),
@@ -262,6 +260,7 @@ impl Undo {
 pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without touching anything, first.
     let method = Method::parse(&a.method, &a.method_args).map_err(|e| usage(e.to_string()))?;
+    method.check()?;
     let requested = a
         .context
         .as_deref()
@@ -288,14 +287,19 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
     }
     let (defaults, warnings) = Defaults::read(paths)?;
     output::warnings(&warnings);
+    let vdir = a
+        .rootdir
+        .clone()
+        .unwrap_or_else(|| paths.vdirbase())
+        .join(name);
+    let cfg = config_from_args(paths, name, &a, &defaults, &vdir)?;
 
+    // A run directory this build creates (for the lock) goes on failure;
+    // one that was there (a running guest's) stays.
+    let rundir_existed = paths.guest_run(name).exists();
     let guest_lock = Lock::guest(paths, name)?;
     let mut undo = Undo::default();
-    if !paths.guest_run(name).join("state.json").exists() {
-        // The run directory exists only for the lock: remove it on failure.
-        undo.rundir = None;
-    }
-    let result = build(paths, name, &a, &method, requested, &defaults, &mut undo);
+    let result = build(paths, name, &a, &method, requested, &defaults, cfg, &mut undo);
     match result {
         Ok(summary) => {
             drop(guest_lock);
@@ -307,7 +311,9 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
             if a.keep {
                 eprintln!("vserver: build failed; --keep leaves what was made in place");
             } else {
-                undo.rundir = Some(paths.guest_run(name));
+                if !rundir_existed {
+                    undo.rundir = Some(paths.guest_run(name));
+                }
                 undo.run();
             }
             drop(guest_lock);
@@ -323,14 +329,11 @@ fn build(
     method: &Method,
     requested: Option<Xid>,
     defaults: &Defaults,
+    mut cfg: GuestConfig,
     undo: &mut Undo,
 ) -> anyhow::Result<String> {
     let cfgdir = paths.guest_cfg(name);
-    let vdir = a
-        .rootdir
-        .clone()
-        .unwrap_or_else(|| paths.vdirbase())
-        .join(name);
+    let vdir = cfg.vdir.clone().unwrap_or_default();
 
     // Reserve the name and the context under the host lock.
     let context = {
@@ -381,12 +384,9 @@ fn build(
         let idmap = (!a.privileged).then(|| vs_config::IdMap::for_context(xid));
         context::check_free(paths, name, xid, idmap, &others)?;
 
-        let cfg = config_from_args(paths, name, a, xid, defaults, &vdir)?;
+        cfg.context = Some(xid);
         undo.cfgdir = Some(cfgdir.clone());
         vs_config::write_guest(&cfgdir, &cfg)?;
-        if requested.is_none() {
-            context::commit_next(paths, xid)?;
-        }
         xid
     };
 
@@ -408,6 +408,12 @@ fn build(
     for d in [paths.logdir(), paths.cachebase().join(name)] {
         std::fs::create_dir_all(&d)
             .with_context(|| format!("{}: create directory", d.display()))?;
+    }
+    // Only a build that worked moves context.next on. Meanwhile the written
+    // configuration directory is what keeps others off this context.
+    if requested.is_none() {
+        let _host = Lock::host(paths)?;
+        context::commit_next(paths, context)?;
     }
     Ok(format!(
         "built guest '{name}' (context {context}, method {}) in {}",

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vs_config::{GuestName, Paths};
+use vs_config::{GuestName, GuestSpec, Paths};
 use vs_runtime::Status;
 
 use crate::exit::{Exit, NO_GUEST, STOPPED};
@@ -52,9 +52,18 @@ fn process_count(init_pid: i32) -> usize {
         .unwrap_or(0)
 }
 
-/// `status`: util-vserver's text; exit 0 running, 3 stopped.
-pub fn status(paths: &Paths, name: &GuestName) -> anyhow::Result<ExitCode> {
+/// Loads and checks a guest's configuration, printing its warnings.
+pub fn load(paths: &Paths, name: &GuestName) -> anyhow::Result<GuestSpec> {
     require_guest(paths, name)?;
+    let spec = GuestSpec::load(paths, name)?;
+    crate::output::warnings(&spec.warnings);
+    Ok(spec)
+}
+
+/// `status`: util-vserver's text; exit 0 running, 3 stopped. The
+/// configuration is read and checked too: a malformed file is an error.
+pub fn status(paths: &Paths, name: &GuestName) -> anyhow::Result<ExitCode> {
+    load(paths, name)?;
     match vs_runtime::status(paths, name)? {
         Status::Stopped => {
             println!("Vserver '{name}' is stopped");

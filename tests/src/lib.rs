@@ -1,0 +1,184 @@
+//! Helpers for the root integration tests.
+//!
+//! Every test gets its own `VSERVER_ROOT` (a temporary directory removed at
+//! the end) and unique guest names, and runs the `vserver` binary built by
+//! `cargo build -p vserver` (or the one `VSERVER_BIN` names). The tests need
+//! root; run as anyone else they fail and say so, they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The `vserver` binary under test.
+pub fn vserver_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VSERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/vserver");
+    assert!(
+        bin.exists(),
+        "{} is missing: run 'cargo build -p vserver' first (or set VSERVER_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails the test unless it runs as root.
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this integration test needs root (CI runs as root): run it with sudo"
+    );
+}
+
+/// A unique guest name for this test process.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One test's private prefix.
+pub struct Env {
+    root: tempfile::TempDir,
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`-1` if killed).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+
+    /// The error lines (`vserver: ...`, without warnings).
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("vserver: ") && !l.starts_with("vserver: warning: "))
+            .collect()
+    }
+}
+
+impl Env {
+    /// A new empty prefix; requires root.
+    pub fn new() -> Self {
+        require_root();
+        Env {
+            root: tempfile::Builder::new()
+                .prefix("vserver-test-")
+                .tempdir()
+                .expect("create a temporary VSERVER_ROOT"),
+        }
+    }
+
+    /// The prefix.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A path below the prefix.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// `vserver ARGS` with this prefix.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(vserver_bin());
+        c.args(args)
+            .env("VSERVER_ROOT", self.root.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `vserver ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run vserver"))
+    }
+
+    /// Runs `vserver ARGS` with `input` on standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vserver");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait for vserver"))
+    }
+
+    /// Every path below the prefix, relative, sorted (directories included).
+    pub fn tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.path().to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                out.push(
+                    p.strip_prefix(self.root.path())
+                        .expect("below root")
+                        .display()
+                        .to_string(),
+                );
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Paths below the prefix that hold anything of guest `name`.
+    pub fn traces_of(&self, name: &str) -> Vec<String> {
+        self.tree().into_iter().filter(|p| p.contains(name)).collect()
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs `chroot ROOT ARGS` and returns its output.
+pub fn chroot(root: &Path, args: &[&str]) -> Run {
+    Run::from(
+        Command::new("chroot")
+            .arg(root)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/bin:/usr/bin:/sbin:/usr/sbin")
+            .output()
+            .expect("run chroot"),
+    )
+}

@@ -1,0 +1,239 @@
+//! `vserver NAME build`, `list`, `status`, `delete` on busybox, skeleton and
+//! template guests (issue 2's "Done when").
+
+use std::fs;
+use std::process::Command;
+
+use vs_tests::{Env, chroot, unique};
+
+fn read(env: &Env, rel: &str) -> String {
+    fs::read_to_string(env.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn busybox_guest_build_list_status_delete() {
+    let env = Env::new();
+    let name = unique("demo");
+    env.run(&[
+        &name, "build", "-m", "busybox", "--context", "4242", "--hostname", "demo",
+        "--interface", "127.0.42.1/32",
+    ])
+    .ok();
+
+    let cfg = format!("etc/vservers/{name}");
+    assert_eq!(read(&env, &format!("{cfg}/context")), "4242\n");
+    assert_eq!(read(&env, &format!("{cfg}/uts/nodename")), "demo\n");
+    assert_eq!(read(&env, &format!("{cfg}/interfaces/0/ip")), "127.0.42.1\n");
+    assert_eq!(read(&env, &format!("{cfg}/interfaces/0/prefix")), "32\n");
+    assert!(env.path(&format!("{cfg}/interfaces/0/nodev")).exists());
+    assert!(!env.path(&format!("{cfg}/interfaces/0/dev")).exists());
+    assert_eq!(read(&env, &format!("{cfg}/name")), format!("{name}\n"));
+    assert!(read(&env, &format!("{cfg}/fstab")).contains("/tmp"));
+    let vdir = fs::read_link(env.path(&format!("{cfg}/vdir"))).unwrap();
+    assert_eq!(vdir, env.path(&format!("var/lib/vservers/{name}")));
+    assert_eq!(
+        fs::read_link(env.path(&format!("{cfg}/run"))).unwrap(),
+        env.path(&format!("run/vservers/{name}"))
+    );
+
+    // The tree: a working busybox, users, hostname, an rc for the sysv style.
+    let out = chroot(&vdir, &["/bin/busybox", "echo", "inside"]).ok();
+    assert_eq!(out.stdout, "inside\n");
+    let out = chroot(&vdir, &["/bin/sh", "-c", "id -u; cat /etc/hostname; ls /etc/init.d/rc"]).ok();
+    assert_eq!(out.stdout, "0\ndemo\n/etc/init.d/rc\n");
+    assert!(read(&env, &format!("var/lib/vservers/{name}/etc/passwd")).starts_with("root:x:0:0:"));
+    assert!(read(&env, &format!("var/lib/vservers/{name}/etc/group")).starts_with("root:x:0:"));
+    // No device nodes in the tree: the runtime mounts /dev at start.
+    let devs = Command::new("find")
+        .arg(&vdir)
+        .args(["(", "-type", "b", "-o", "-type", "c", ")", "-print"])
+        .output()
+        .unwrap();
+    assert!(devs.stdout.is_empty(), "{}", String::from_utf8_lossy(&devs.stdout));
+
+    // list --json: the guest, stopped.
+    let list = env.run(&["list", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let entry = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not listed: {}", list.stdout));
+    assert_eq!(entry["state"], "stopped");
+    assert_eq!(entry["context"], 4242);
+    assert_eq!(entry["addresses"][0], "127.0.42.1/32");
+    let table = env.run(&["list"]).ok();
+    assert!(table.stdout.contains(&name) && table.stdout.contains("stopped"), "{}", table.stdout);
+
+    // status: exit 3, util-vserver's words; running: silent, exit 1.
+    let st = env.run(&[&name, "status"]);
+    assert_eq!(st.code, 3, "{st:#?}");
+    assert_eq!(st.stdout, format!("Vserver '{name}' is stopped\n"));
+    let r = env.run(&[&name, "running"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""));
+
+    // delete --force: nothing of the guest is left.
+    env.run(&[&name, "delete", "--force"]).ok();
+    assert_eq!(env.traces_of(&name), Vec::<String>::new());
+    let st = env.run(&[&name, "status"]);
+    assert_eq!(st.code, 5, "{st:#?}");
+}
+
+#[test]
+fn contexts_are_allocated_from_context_next_and_never_shared() {
+    let env = Env::new();
+    let (a, b, c) = (unique("ctx"), unique("ctx"), unique("ctx"));
+    env.run(&[&a, "build", "-m", "skeleton"]).ok();
+    env.run(&[&b, "build", "-m", "skeleton"]).ok();
+    assert_eq!(read(&env, &format!("etc/vservers/{a}/context")), "40000\n");
+    assert_eq!(read(&env, &format!("etc/vservers/{b}/context")), "40001\n");
+    assert_eq!(read(&env, "etc/vservers/.defaults/context.next"), "40002\n");
+
+    // A taken context is refused, naming the guest that has it.
+    let r = env.run(&[&c, "build", "-m", "skeleton", "--context", "40001"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&format!("context 40001 is already used by guest '{b}'")), "{r:#?}");
+    assert!(env.traces_of(&c).is_empty(), "{:?}", env.traces_of(&c));
+
+    // context.next skips a context someone took by hand.
+    fs::write(env.path("etc/vservers/.defaults/context.next"), "40000\n").unwrap();
+    env.run(&[&c, "build", "-m", "skeleton"]).ok();
+    assert_eq!(read(&env, &format!("etc/vservers/{c}/context")), "40002\n");
+
+    // An id range overlapping another guest's (uidmap) is refused too.
+    let d = unique("ctx");
+    fs::write(
+        env.path(&format!("etc/vservers/{a}/uidmap")),
+        format!("{} 65536\n", 555 * 65536 + 10),
+    )
+    .unwrap();
+    let r = env.run(&[&d, "build", "-m", "skeleton", "--context", "555"]);
+    assert!(r.stderr.contains(&format!("overlaps guest '{a}'")), "{r:#?}");
+    assert!(env.traces_of(&d).is_empty());
+    for n in [&a, &b, &c] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+#[test]
+fn existing_guest_needs_force_which_moves_it_aside() {
+    let env = Env::new();
+    let name = unique("again");
+    env.run(&[&name, "build", "-m", "skeleton", "--context", "100"]).ok();
+    fs::write(env.path(&format!("var/lib/vservers/{name}/marker")), "old").unwrap();
+    let r = env.run(&[&name, "build", "-m", "skeleton", "--context", "101"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("already exists") && r.stderr.contains("--force"), "{r:#?}");
+    assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "100\n");
+
+    env.run(&[&name, "build", "-m", "skeleton", "--context", "101", "--force"]).ok();
+    assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "101\n");
+    assert!(!env.path(&format!("var/lib/vservers/{name}/marker")).exists());
+    let aside: Vec<String> = env
+        .traces_of(&name)
+        .into_iter()
+        .filter(|p| p.ends_with("~/marker"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{:?}", env.traces_of(&name));
+    // The moved-aside copy is not a guest.
+    let list = env.run(&["list", "--json"]).ok();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&list.stdout).unwrap().as_array().unwrap().len(), 1);
+    env.run(&[&name, "delete", "--force"]).ok();
+}
+
+fn tar_of(dir: &std::path::Path, out: &std::path::Path, compress: &str) {
+    let st = Command::new("tar")
+        .arg(format!("--use-compress-program={compress}"))
+        .args(["--xattrs", "--numeric-owner", "-cf"])
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn template_guest_keeps_owners_modes_and_links() {
+    let env = Env::new();
+    let src = unique("tsrc");
+    env.run(&[&src, "build", "-m", "busybox"]).ok();
+    let tree = env.path(&format!("var/lib/vservers/{src}"));
+    fs::write(tree.join("etc/owned"), "x").unwrap();
+    std::os::unix::fs::chown(tree.join("etc/owned"), Some(1234), Some(5678)).unwrap();
+    fs::hard_link(tree.join("etc/owned"), tree.join("etc/owned-link")).unwrap();
+    Command::new("chmod").arg("4711").arg(tree.join("etc/owned")).status().unwrap();
+    let archive = env.path("guest.tar.zst");
+    tar_of(&tree, &archive, "zstd");
+
+    let name = unique("tmpl");
+    env.run(&[&name, "build", "-m", "template", "--", "-t", archive.to_str().unwrap()]).ok();
+    let root = env.path(&format!("var/lib/vservers/{name}"));
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(root.join("etc/owned")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()), (1234, 5678, 0o4711, 2));
+    assert_eq!(m.ino(), fs::metadata(root.join("etc/owned-link")).unwrap().ino());
+    assert_eq!(chroot(&root, &["/bin/sh", "-c", "echo ok"]).ok().stdout, "ok\n");
+    for n in [&src, &name] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+/// An archive whose second entry climbs out of the root: extraction fails
+/// after the configuration and the tree were made.
+fn evil_archive(env: &Env) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a"), "a").unwrap();
+    let archive = env.path("evil.tar");
+    let st = Command::new("tar")
+        .args(["-cf"])
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .args(["a", "--transform", "s,^a$,../../escaped,", "a"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    archive
+}
+
+#[test]
+fn failed_build_leaves_nothing_behind_unless_keep() {
+    let env = Env::new();
+    let archive = evil_archive(&env);
+    let name = unique("fail");
+    let r = env.run(&[&name, "build", "-m", "template", "--", "-t", archive.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(r.errors().iter().any(|l| l.contains("..")), "{r:#?}");
+    assert_eq!(r.errors().len(), 1, "{r:#?}");
+    assert!(env.traces_of(&name).is_empty(), "{:?}", env.traces_of(&name));
+    assert!(!env.path("etc/vservers/.defaults/context.next").exists());
+    assert!(!env.root().parent().unwrap().join("escaped").exists());
+
+    let r = env.run(&[&name, "build", "--keep", "-m", "template", "--", "-t", archive.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(env.path(&format!("etc/vservers/{name}/context")).exists());
+    assert!(env.path(&format!("var/lib/vservers/{name}")).is_dir());
+    env.run(&[&name, "delete", "--force"]).ok();
+    assert!(env.traces_of(&name).is_empty());
+}
+
+#[test]
+fn failed_forced_rebuild_puts_the_old_guest_back() {
+    let env = Env::new();
+    let name = unique("restore");
+    env.run(&[&name, "build", "-m", "skeleton", "--context", "300"]).ok();
+    let archive = evil_archive(&env);
+    let r = env.run(&[
+        &name, "build", "--force", "-m", "template", "--", "-t",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(r.stderr.contains("moved"), "{r:#?}");
+    assert_ne!(r.code, 0);
+    assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "300\n");
+    assert!(env.path(&format!("var/lib/vservers/{name}/etc")).is_dir());
+    assert!(env.traces_of(&format!("{name}.~")).is_empty(), "{:?}", env.tree());
+    env.run(&[&name, "delete", "--force"]).ok();
+}
