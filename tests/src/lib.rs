@@ -37,7 +37,11 @@ pub fn require_root() {
 /// A unique guest name for this test process.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// One test's private prefix.
@@ -160,7 +164,10 @@ impl Env {
 
     /// Paths below the prefix that hold anything of guest `name`.
     pub fn traces_of(&self, name: &str) -> Vec<String> {
-        self.tree().into_iter().filter(|p| p.contains(name)).collect()
+        self.tree()
+            .into_iter()
+            .filter(|p| p.contains(name))
+            .collect()
     }
 }
 

@@ -13,7 +13,11 @@ fn refused(env: &Env, args: &[&str], needle: &str) {
     assert_ne!(r.code, 0, "{args:?} succeeded: {r:#?}");
     let errors = r.errors();
     assert_eq!(errors.len(), 1, "{args:?}: want one error line: {r:#?}");
-    assert!(errors[0].contains(needle), "{args:?}: {:?} lacks {needle:?}", errors[0]);
+    assert!(
+        errors[0].contains(needle),
+        "{args:?}: {:?} lacks {needle:?}",
+        errors[0]
+    );
     assert_eq!(env.tree(), before, "{args:?} changed files");
 }
 
@@ -28,15 +32,65 @@ fn bad_build_options_change_nothing() {
             &format!("--context: invalid value '{ctx}': expected a static context id in 2..49151"),
         );
     }
-    refused(&env, &[&n, "build", "-m", "skeleton", "--interface", "10.0.0.300"], "--interface '10.0.0.300'");
-    refused(&env, &[&n, "build", "-m", "skeleton", "--interface", "eth0:10.0.0.1/40"], "prefix longer than 32");
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--interface", "10.0.0.300"],
+        "--interface '10.0.0.300'",
+    );
+    refused(
+        &env,
+        &[
+            &n,
+            "build",
+            "-m",
+            "skeleton",
+            "--interface",
+            "eth0:10.0.0.1/40",
+        ],
+        "prefix longer than 32",
+    );
     refused(&env, &[&n, "build", "-m", "nosuchmethod"], "nosuchmethod");
-    refused(&env, &[&n, "build", "-m", "skeleton", "--", "--bogus"], "--bogus");
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--", "--bogus"],
+        "--bogus",
+    );
     refused(&env, &[&n, "build", "-m", "debootstrap"], "-d");
-    refused(&env, &[&n, "build", "-m", "template", "--", "-t", "/nonexistent.tar"], "/nonexistent.tar");
-    refused(&env, &[&n, "build", "-m", "skeleton", "--flags", "virt_mem,warp_drive"], "warp_drive");
-    refused(&env, &[&n, "build", "-m", "skeleton", "--hostname", "a b"], "--hostname");
-    refused(&env, &[&n, "build", "-m", "skeleton", "--initstyle", "upstart"], "upstart");
+    refused(
+        &env,
+        &[
+            &n,
+            "build",
+            "-m",
+            "template",
+            "--",
+            "-t",
+            "/nonexistent.tar",
+        ],
+        "/nonexistent.tar",
+    );
+    refused(
+        &env,
+        &[
+            &n,
+            "build",
+            "-m",
+            "skeleton",
+            "--flags",
+            "virt_mem,warp_drive",
+        ],
+        "warp_drive",
+    );
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--hostname", "a b"],
+        "--hostname",
+    );
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--initstyle", "upstart"],
+        "upstart",
+    );
 }
 
 #[test]
@@ -56,7 +110,10 @@ fn bad_guest_names_are_refused_before_any_path_is_made() {
         let r = env.run(&["--", name, "build", "-m", "skeleton"]);
         assert_eq!(r.code, 2, "{name:?}: {r:#?}");
         assert_eq!(r.errors().len(), 1, "{name:?}: {r:#?}");
-        assert!(r.stderr.contains("invalid guest name") && r.stderr.contains(why), "{name:?}: {r:#?}");
+        assert!(
+            r.stderr.contains("invalid guest name") && r.stderr.contains(why),
+            "{name:?}: {r:#?}"
+        );
         assert_eq!(env.tree(), before);
     }
 }
@@ -65,24 +122,47 @@ fn bad_guest_names_are_refused_before_any_path_is_made() {
 fn malformed_config_files_name_the_file_the_value_and_what_is_expected() {
     let env = Env::new();
     let n = unique("cfg");
-    env.run(&[&n, "build", "-m", "skeleton", "--context", "77"]).ok();
+    env.run(&[&n, "build", "-m", "skeleton", "--context", "77"])
+        .ok();
     let cfg = env.path(&format!("etc/vservers/{n}"));
     let cases: &[(&str, &str, &str)] = &[
-        ("rlimits/rss", "lots", "rlimits/rss: invalid value 'lots': expected a number of pages, a size like 64M, or 'inf'"),
-        ("cflags", "virt_mem\nhyperdrive", "cflags: unknown context flag 'hyperdrive'"),
-        ("interfaces/0/ip", "300.1.1.1", "interfaces/0/ip: invalid value '300.1.1.1': expected an IPv4 or IPv6 address"),
-        ("context", "0", "context: invalid value '0': expected a static context id in 2..49151"),
+        (
+            "rlimits/rss",
+            "lots",
+            "rlimits/rss: invalid value 'lots': expected a number of pages, a size like 64M, or 'inf'",
+        ),
+        (
+            "cflags",
+            "virt_mem\nhyperdrive",
+            "cflags: unknown context flag 'hyperdrive'",
+        ),
+        (
+            "interfaces/0/ip",
+            "300.1.1.1",
+            "interfaces/0/ip: invalid value '300.1.1.1': expected an IPv4 or IPv6 address",
+        ),
+        (
+            "context",
+            "0",
+            "context: invalid value '0': expected a static context id in 2..49151",
+        ),
         ("context", "1", "context: invalid value '1'"),
         ("context", "70000", "context: invalid value '70000'"),
-        ("bcapabilities", "CAP_TELEPORT", "bcapabilities: unknown capability 'CAP_TELEPORT'"),
+        (
+            "bcapabilities",
+            "CAP_TELEPORT",
+            "bcapabilities: unknown capability 'CAP_TELEPORT'",
+        ),
     ];
     for (file, value, expected) in cases {
         let p = cfg.join(file);
         let old = fs::read(&p).ok();
-        let new_dir = (!p.parent().unwrap().exists()).then(|| cfg.join(file.split('/').next().unwrap()));
+        let new_dir =
+            (!p.parent().unwrap().exists()).then(|| cfg.join(file.split('/').next().unwrap()));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, value).unwrap();
-        for args in [vec![n.as_str(), "status"]] {
+        {
+            let args = [n.as_str(), "status"];
             let before = env.tree();
             let r = env.run(&args);
             assert_ne!(r.code, 0, "{file}: {r:#?}");

@@ -15,15 +15,26 @@ fn busybox_guest_build_list_status_delete() {
     let env = Env::new();
     let name = unique("demo");
     env.run(&[
-        &name, "build", "-m", "busybox", "--context", "4242", "--hostname", "demo",
-        "--interface", "127.0.42.1/32",
+        &name,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4242",
+        "--hostname",
+        "demo",
+        "--interface",
+        "127.0.42.1/32",
     ])
     .ok();
 
     let cfg = format!("etc/vservers/{name}");
     assert_eq!(read(&env, &format!("{cfg}/context")), "4242\n");
     assert_eq!(read(&env, &format!("{cfg}/uts/nodename")), "demo\n");
-    assert_eq!(read(&env, &format!("{cfg}/interfaces/0/ip")), "127.0.42.1\n");
+    assert_eq!(
+        read(&env, &format!("{cfg}/interfaces/0/ip")),
+        "127.0.42.1\n"
+    );
     assert_eq!(read(&env, &format!("{cfg}/interfaces/0/prefix")), "32\n");
     assert!(env.path(&format!("{cfg}/interfaces/0/nodev")).exists());
     assert!(!env.path(&format!("{cfg}/interfaces/0/dev")).exists());
@@ -39,7 +50,15 @@ fn busybox_guest_build_list_status_delete() {
     // The tree: a working busybox, users, hostname, an rc for the sysv style.
     let out = chroot(&vdir, &["/bin/busybox", "echo", "inside"]).ok();
     assert_eq!(out.stdout, "inside\n");
-    let out = chroot(&vdir, &["/bin/sh", "-c", "id -u; cat /etc/hostname; ls /etc/init.d/rc"]).ok();
+    let out = chroot(
+        &vdir,
+        &[
+            "/bin/sh",
+            "-c",
+            "id -u; cat /etc/hostname; ls /etc/init.d/rc",
+        ],
+    )
+    .ok();
     assert_eq!(out.stdout, "0\ndemo\n/etc/init.d/rc\n");
     assert!(read(&env, &format!("var/lib/vservers/{name}/etc/passwd")).starts_with("root:x:0:0:"));
     assert!(read(&env, &format!("var/lib/vservers/{name}/etc/group")).starts_with("root:x:0:"));
@@ -49,7 +68,11 @@ fn busybox_guest_build_list_status_delete() {
         .args(["(", "-type", "b", "-o", "-type", "c", ")", "-print"])
         .output()
         .unwrap();
-    assert!(devs.stdout.is_empty(), "{}", String::from_utf8_lossy(&devs.stdout));
+    assert!(
+        devs.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&devs.stdout)
+    );
 
     // list --json: the guest, stopped.
     let list = env.run(&["list", "--json"]).ok();
@@ -64,7 +87,11 @@ fn busybox_guest_build_list_status_delete() {
     assert_eq!(entry["context"], 4242);
     assert_eq!(entry["addresses"][0], "127.0.42.1/32");
     let table = env.run(&["list"]).ok();
-    assert!(table.stdout.contains(&name) && table.stdout.contains("stopped"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains(&name) && table.stdout.contains("stopped"),
+        "{}",
+        table.stdout
+    );
 
     // status: exit 3, util-vserver's words; running: silent, exit 1.
     let st = env.run(&[&name, "status"]);
@@ -93,7 +120,11 @@ fn contexts_are_allocated_from_context_next_and_never_shared() {
     // A taken context is refused, naming the guest that has it.
     let r = env.run(&[&c, "build", "-m", "skeleton", "--context", "40001"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains(&format!("context 40001 is already used by guest '{b}'")), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains(&format!("context 40001 is already used by guest '{b}'")),
+        "{r:#?}"
+    );
     assert!(env.traces_of(&c).is_empty(), "{:?}", env.traces_of(&c));
 
     // context.next skips a context someone took by hand.
@@ -109,7 +140,10 @@ fn contexts_are_allocated_from_context_next_and_never_shared() {
     )
     .unwrap();
     let r = env.run(&[&d, "build", "-m", "skeleton", "--context", "555"]);
-    assert!(r.stderr.contains(&format!("overlaps guest '{a}'")), "{r:#?}");
+    assert!(
+        r.stderr.contains(&format!("overlaps guest '{a}'")),
+        "{r:#?}"
+    );
     assert!(env.traces_of(&d).is_empty());
     for n in [&a, &b, &c] {
         env.run(&[n, "delete", "--force"]).ok();
@@ -120,16 +154,32 @@ fn contexts_are_allocated_from_context_next_and_never_shared() {
 fn existing_guest_needs_force_which_moves_it_aside() {
     let env = Env::new();
     let name = unique("again");
-    env.run(&[&name, "build", "-m", "skeleton", "--context", "100"]).ok();
+    env.run(&[&name, "build", "-m", "skeleton", "--context", "100"])
+        .ok();
     fs::write(env.path(&format!("var/lib/vservers/{name}/marker")), "old").unwrap();
     let r = env.run(&[&name, "build", "-m", "skeleton", "--context", "101"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("already exists") && r.stderr.contains("--force"), "{r:#?}");
+    assert!(
+        r.stderr.contains("already exists") && r.stderr.contains("--force"),
+        "{r:#?}"
+    );
     assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "100\n");
 
-    env.run(&[&name, "build", "-m", "skeleton", "--context", "101", "--force"]).ok();
+    env.run(&[
+        &name,
+        "build",
+        "-m",
+        "skeleton",
+        "--context",
+        "101",
+        "--force",
+    ])
+    .ok();
     assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "101\n");
-    assert!(!env.path(&format!("var/lib/vservers/{name}/marker")).exists());
+    assert!(
+        !env.path(&format!("var/lib/vservers/{name}/marker"))
+            .exists()
+    );
     let aside: Vec<String> = env
         .traces_of(&name)
         .into_iter()
@@ -138,7 +188,14 @@ fn existing_guest_needs_force_which_moves_it_aside() {
     assert_eq!(aside.len(), 1, "{:?}", env.traces_of(&name));
     // The moved-aside copy is not a guest.
     let list = env.run(&["list", "--json"]).ok();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&list.stdout).unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     env.run(&[&name, "delete", "--force"]).ok();
 }
 
@@ -164,18 +221,40 @@ fn template_guest_keeps_owners_modes_and_links() {
     fs::write(tree.join("etc/owned"), "x").unwrap();
     std::os::unix::fs::chown(tree.join("etc/owned"), Some(1234), Some(5678)).unwrap();
     fs::hard_link(tree.join("etc/owned"), tree.join("etc/owned-link")).unwrap();
-    Command::new("chmod").arg("4711").arg(tree.join("etc/owned")).status().unwrap();
+    Command::new("chmod")
+        .arg("4711")
+        .arg(tree.join("etc/owned"))
+        .status()
+        .unwrap();
     let archive = env.path("guest.tar.zst");
     tar_of(&tree, &archive, "zstd");
 
     let name = unique("tmpl");
-    env.run(&[&name, "build", "-m", "template", "--", "-t", archive.to_str().unwrap()]).ok();
+    env.run(&[
+        &name,
+        "build",
+        "-m",
+        "template",
+        "--",
+        "-t",
+        archive.to_str().unwrap(),
+    ])
+    .ok();
     let root = env.path(&format!("var/lib/vservers/{name}"));
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(root.join("etc/owned")).unwrap();
-    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()), (1234, 5678, 0o4711, 2));
-    assert_eq!(m.ino(), fs::metadata(root.join("etc/owned-link")).unwrap().ino());
-    assert_eq!(chroot(&root, &["/bin/sh", "-c", "echo ok"]).ok().stdout, "ok\n");
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()),
+        (1234, 5678, 0o4711, 2)
+    );
+    assert_eq!(
+        m.ino(),
+        fs::metadata(root.join("etc/owned-link")).unwrap().ino()
+    );
+    assert_eq!(
+        chroot(&root, &["/bin/sh", "-c", "echo ok"]).ok().stdout,
+        "ok\n"
+    );
     for n in [&src, &name] {
         env.run(&[n, "delete", "--force"]).ok();
     }
@@ -204,15 +283,36 @@ fn failed_build_leaves_nothing_behind_unless_keep() {
     let env = Env::new();
     let archive = evil_archive(&env);
     let name = unique("fail");
-    let r = env.run(&[&name, "build", "-m", "template", "--", "-t", archive.to_str().unwrap()]);
+    let r = env.run(&[
+        &name,
+        "build",
+        "-m",
+        "template",
+        "--",
+        "-t",
+        archive.to_str().unwrap(),
+    ]);
     assert_ne!(r.code, 0, "{r:#?}");
     assert!(r.errors().iter().any(|l| l.contains("..")), "{r:#?}");
     assert_eq!(r.errors().len(), 1, "{r:#?}");
-    assert!(env.traces_of(&name).is_empty(), "{:?}", env.traces_of(&name));
+    assert!(
+        env.traces_of(&name).is_empty(),
+        "{:?}",
+        env.traces_of(&name)
+    );
     assert!(!env.path("etc/vservers/.defaults/context.next").exists());
     assert!(!env.root().parent().unwrap().join("escaped").exists());
 
-    let r = env.run(&[&name, "build", "--keep", "-m", "template", "--", "-t", archive.to_str().unwrap()]);
+    let r = env.run(&[
+        &name,
+        "build",
+        "--keep",
+        "-m",
+        "template",
+        "--",
+        "-t",
+        archive.to_str().unwrap(),
+    ]);
     assert_ne!(r.code, 0);
     assert!(env.path(&format!("etc/vservers/{name}/context")).exists());
     assert!(env.path(&format!("var/lib/vservers/{name}")).is_dir());
@@ -224,16 +324,27 @@ fn failed_build_leaves_nothing_behind_unless_keep() {
 fn failed_forced_rebuild_puts_the_old_guest_back() {
     let env = Env::new();
     let name = unique("restore");
-    env.run(&[&name, "build", "-m", "skeleton", "--context", "300"]).ok();
+    env.run(&[&name, "build", "-m", "skeleton", "--context", "300"])
+        .ok();
     let archive = evil_archive(&env);
     let r = env.run(&[
-        &name, "build", "--force", "-m", "template", "--", "-t",
+        &name,
+        "build",
+        "--force",
+        "-m",
+        "template",
+        "--",
+        "-t",
         archive.to_str().unwrap(),
     ]);
     assert!(r.stderr.contains("moved"), "{r:#?}");
     assert_ne!(r.code, 0);
     assert_eq!(read(&env, &format!("etc/vservers/{name}/context")), "300\n");
     assert!(env.path(&format!("var/lib/vservers/{name}/etc")).is_dir());
-    assert!(env.traces_of(&format!("{name}.~")).is_empty(), "{:?}", env.tree());
+    assert!(
+        env.traces_of(&format!("{name}.~")).is_empty(),
+        "{:?}",
+        env.tree()
+    );
     env.run(&[&name, "delete", "--force"]).ok();
 }

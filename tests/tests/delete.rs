@@ -27,7 +27,8 @@ fn delete_asks_and_keeps_the_guest_unless_told_yes() {
 fn a_running_guest_is_not_deleted() {
     let env = Env::new();
     let n = unique("busy");
-    env.run(&[&n, "build", "-m", "skeleton", "--context", "4243"]).ok();
+    env.run(&[&n, "build", "-m", "skeleton", "--context", "4243"])
+        .ok();
     // Stand-in for a running guest's init: a process this test started,
     // recorded in the run state the way the monitor records it.
     let mut init = Command::new("sleep").arg("60").spawn().unwrap();
@@ -42,11 +43,20 @@ fn a_running_guest_is_not_deleted() {
     let state = serde_json::json!({
         "context": 4243, "init_pid": pid, "init_start_ticks": ticks, "monitor_pid": pid,
     });
-    fs::write(env.path(&format!("run/vservers/{n}/state.json")), state.to_string()).unwrap();
+    fs::write(
+        env.path(&format!("run/vservers/{n}/state.json")),
+        state.to_string(),
+    )
+    .unwrap();
 
     let st = env.run(&[&n, "status"]);
     assert_eq!(st.code, 0, "{st:#?}");
-    assert!(st.stdout.starts_with(&format!("Vserver '{n}' is running at context '4243'\n")), "{}", st.stdout);
+    assert!(
+        st.stdout
+            .starts_with(&format!("Vserver '{n}' is running at context '4243'\n")),
+        "{}",
+        st.stdout
+    );
     assert!(st.stdout.contains("Number of processes: ") && st.stdout.contains("Uptime: "));
     assert_eq!(env.run(&[&n, "running"]).code, 0);
     let before = env.tree();

@@ -299,7 +299,18 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
     let rundir_existed = paths.guest_run(name).exists();
     let guest_lock = Lock::guest(paths, name)?;
     let mut undo = Undo::default();
-    let result = build(paths, name, &a, &method, requested, &defaults, cfg, &mut undo);
+    let result = build(
+        paths,
+        name,
+        &a,
+        Checked {
+            method,
+            requested,
+            context_dynamic: defaults.context_dynamic,
+            cfg,
+        },
+        &mut undo,
+    );
     match result {
         Ok(summary) => {
             drop(guest_lock);
@@ -322,16 +333,30 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
     }
 }
 
+/// Everything `build` checked before it touched anything.
+struct Checked {
+    method: Method,
+    /// `--context`, if given.
+    requested: Option<Xid>,
+    /// `.defaults/context.dynamic` exists.
+    context_dynamic: bool,
+    /// The configuration to write, without its context yet.
+    cfg: GuestConfig,
+}
+
 fn build(
     paths: &Paths,
     name: &GuestName,
     a: &BuildArgs,
-    method: &Method,
-    requested: Option<Xid>,
-    defaults: &Defaults,
-    mut cfg: GuestConfig,
+    checked: Checked,
     undo: &mut Undo,
 ) -> anyhow::Result<String> {
+    let Checked {
+        method,
+        requested,
+        context_dynamic,
+        mut cfg,
+    } = checked;
     let cfgdir = paths.guest_cfg(name);
     let vdir = cfg.vdir.clone().unwrap_or_default();
 
@@ -372,7 +397,7 @@ fn build(
         let xid = match requested {
             Some(x) => x,
             None => {
-                if defaults.context_dynamic {
+                if context_dynamic {
                     eprintln!(
                         "vserver: warning: {}: dynamic contexts do not exist here; allocating a static one",
                         paths.defaults().join("context.dynamic").display()
