@@ -16,6 +16,10 @@ Guest commands (vserver NAME COMMAND):
   delete [--force]                             remove a stopped guest, its tree and its configuration
   status                                       say whether the guest runs (exit 0 running, 3 stopped)
   running                                      exit 0 if the guest runs, 1 if not; no output
+  start [--rescue CMD...] | stop | restart | condrestart
+  run -- CMD...                                a new instance whose only job is CMD; exits with its status
+  exec CMD... | suexec USER CMD... | enter     run inside the running guest
+  ps [PS-OPTIONS] | kill [-s SIG] [PID...] | wait [--timeout S]
 
 Run 'vserver NAME COMMAND --help' for a command's options.";
 
@@ -68,6 +72,28 @@ enum GuestCmd {
     Status,
     /// Exit 0 if the guest runs, 1 if not; print nothing
     Running,
+    /// Start the guest: its init style, or --rescue CMD
+    Start(cmd::run::StartArgs),
+    /// Stop the guest: the style's stop, apps/init/killseq, then whatever is left
+    Stop,
+    /// Stop, then start
+    Restart,
+    /// Restart only if the guest is running
+    Condrestart,
+    /// Start a new instance whose only job is CMD; exit with its status
+    Run(cmd::run::CommandArgs),
+    /// Run CMD inside the running guest as root
+    Exec(cmd::run::CommandArgs),
+    /// Run CMD inside the running guest as USER
+    Suexec(cmd::run::SuexecArgs),
+    /// A login shell inside the running guest, on a new pty of the guest
+    Enter,
+    /// The guest's processes as the host sees them, with a CONTEXT column
+    Ps(cmd::procs::PsArgs),
+    /// Signal guest processes by their pid inside the guest (default: all)
+    Kill(cmd::procs::KillArgs),
+    /// Wait until the guest has stopped
+    Wait(cmd::procs::WaitArgs),
 }
 
 /// Prints a clap error as one line (help and version as they are).
@@ -87,8 +113,31 @@ fn usage_exit(e: clap::Error, context: &str) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
+/// The monitor: `VSERVER_ROOT=DIR vserver --monitor NAME MODE...` (made
+/// by `start`, never typed; the channel to the CLI is fd 3).
+fn monitor(args: &[String]) -> Option<ExitCode> {
+    if args.len() < 4 || args[1] != "--monitor" {
+        return None;
+    }
+    let paths = Paths::from_env(None);
+    let name = GuestName::new(&args[2]).ok()?;
+    let mode = vs_runtime::start::parse_mode(&args[3..])?;
+    // SAFETY: fd 3 is the channel `start` put there for us; nothing else
+    // in this process owns it.
+    let report = vs_runtime::channel::Channel::from_fd(unsafe {
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3)
+    });
+    let _ = rustix::io::fcntl_setfd(report.fd(), rustix::io::FdFlags::CLOEXEC);
+    let code = vs_runtime::monitor::run(&paths, &name, mode, report);
+    Some(ExitCode::from(code as u8))
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = monitor(&args) {
+        return Ok(code);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return Ok(usage_exit(e, "")),
@@ -111,7 +160,26 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     let sub = rest
                         .first()
                         .and_then(|s| s.to_str())
-                        .filter(|s| ["build", "delete", "status", "running"].contains(s))
+                        .filter(|s| {
+                            [
+                                "build",
+                                "delete",
+                                "status",
+                                "running",
+                                "start",
+                                "stop",
+                                "restart",
+                                "condrestart",
+                                "run",
+                                "exec",
+                                "suexec",
+                                "enter",
+                                "ps",
+                                "kill",
+                                "wait",
+                            ]
+                            .contains(s)
+                        })
                         .map(|s| format!("NAME {s} "))
                         .unwrap_or_else(|| "NAME ".into());
                     return Ok(usage_exit(e, &sub));
@@ -122,6 +190,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 GuestCmd::Delete(a) => cmd::delete::run(&paths, &name, a),
                 GuestCmd::Status => cmd::status::status(&paths, &name),
                 GuestCmd::Running => cmd::status::running(&paths, &name),
+                GuestCmd::Start(a) => cmd::run::start(&paths, &name, a),
+                GuestCmd::Stop => cmd::run::stop(&paths, &name),
+                GuestCmd::Restart => cmd::run::restart(&paths, &name, false),
+                GuestCmd::Condrestart => cmd::run::restart(&paths, &name, true),
+                GuestCmd::Run(a) => cmd::run::run(&paths, &name, a),
+                GuestCmd::Exec(a) => cmd::run::exec(&paths, &name, a),
+                GuestCmd::Suexec(a) => cmd::run::suexec(&paths, &name, a),
+                GuestCmd::Enter => cmd::run::enter(&paths, &name),
+                GuestCmd::Ps(a) => cmd::procs::ps(&paths, &name, a),
+                GuestCmd::Kill(a) => cmd::procs::kill(&paths, &name, a),
+                GuestCmd::Wait(a) => cmd::procs::wait(&paths, &name, a),
             }
         }
     }

@@ -23,6 +23,27 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A system call wrapper failed.
+    #[error(transparent)]
+    Sys(#[from] vs_sys::Error),
+    /// Setting the guest up failed (the message says where).
+    #[error("{0}")]
+    Setup(String),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] vs_cgroup::Error),
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] vs_config::ConfigError),
+    /// The guest is running when it should not be.
+    #[error("guest '{0}' is already running")]
+    Running(String),
+    /// The guest is not running when it should be.
+    #[error("guest '{0}' is not running")]
+    NotRunning(String),
+    /// The guest refuses to be entered (cflags PRIVATE).
+    #[error("guest '{0}' is private (cflags PRIVATE): exec and enter are refused")]
+    Private(String),
     /// A state file that cannot be parsed.
     #[error("{path}: corrupt run state: {message}")]
     CorruptState {

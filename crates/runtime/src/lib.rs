@@ -1,16 +1,26 @@
-//! Running guests: state, locks, and (with the security-context issue) the
-//! monitor, the init side, start/stop/exec/enter.
-//!
-//! What exists now is what `build`, `delete`, `status` and `list` need: the
-//! per-guest and host-wide locks, and the run-state record that says whether
-//! a guest is running. A guest is running when its state file names an init
-//! process that is still alive with the start time recorded, so a stale file
-//! left by a crash never makes a stopped guest look running.
+//! Running guests: the per-guest monitor, the init side (namespaces, mounts,
+//! `pivot_root`, privilege limits), the built-in reaper init, and the CLI
+//! sides of start, stop and exec; plus the locks and the run-state record
+//! that say whether a guest runs. A guest is running when its state file
+//! names an init process that is still alive with the start time recorded,
+//! so a stale file left by a crash never makes a stopped guest look running.
 
+pub mod channel;
+pub mod console;
 pub mod error;
+pub mod exec;
+pub mod hooks;
 pub mod lock;
+pub mod monitor;
+pub mod plan;
+pub mod procs;
+pub mod reaper;
+pub mod setup;
+pub mod start;
 pub mod state;
+pub mod stop;
 
 pub use error::{Error, Result};
 pub use lock::Lock;
+pub use plan::Mode;
 pub use state::{RunState, Status, status};

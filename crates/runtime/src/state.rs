@@ -21,6 +21,62 @@ pub struct RunState {
     pub init_start_ticks: u64,
     /// The monitor's pid.
     pub monitor_pid: i32,
+    /// The monitor's start time in clock ticks since boot.
+    #[serde(default)]
+    pub monitor_start_ticks: u64,
+    /// The guest's cgroup directories (so any command finds them, whatever
+    /// cgroup it runs in).
+    #[serde(default)]
+    pub cgroups: Vec<std::path::PathBuf>,
+}
+
+impl RunState {
+    /// Whether the monitor that wrote this is still alive.
+    pub fn monitor_alive(&self) -> bool {
+        process_start_ticks(Path::new("/proc"), self.monitor_pid) == Some(self.monitor_start_ticks)
+    }
+}
+
+/// The state file of guest `name`.
+pub fn state_file(paths: &Paths, name: &GuestName) -> std::path::PathBuf {
+    paths.guest_run(name).join("state.json")
+}
+
+/// Records the state of a running guest (atomically).
+pub fn write_state(paths: &Paths, name: &GuestName, state: &RunState) -> Result<()> {
+    let file = state_file(paths, name);
+    let tmp = file.with_extension("json.tmp");
+    let text = serde_json::to_string(state).map_err(|e| Error::CorruptState {
+        path: file.clone(),
+        message: e.to_string(),
+    })?;
+    fs::write(&tmp, text)
+        .and_then(|_| fs::rename(&tmp, &file))
+        .map_err(|e| Error::io(&file, "write", e))
+}
+
+/// Removes the state record (no error if it is gone).
+pub fn remove_state(paths: &Paths, name: &GuestName) -> Result<()> {
+    let file = state_file(paths, name);
+    match fs::remove_file(&file) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(&file, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
+/// The recorded state, whether or not its processes still live.
+pub fn read_state(paths: &Paths, name: &GuestName) -> Result<Option<RunState>> {
+    let file = state_file(paths, name);
+    match fs::read_to_string(&file) {
+        Ok(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| Error::CorruptState {
+                path: file.clone(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&file, "read", e)),
+    }
 }
 
 /// Whether a guest runs.
@@ -121,6 +177,8 @@ mod tests {
             init_pid: 4321,
             init_start_ticks: 500,
             monitor_pid: 4320,
+            monitor_start_ticks: 1,
+            cgroups: Vec::new(),
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();

@@ -8,6 +8,9 @@
 
 mod error;
 pub mod inode;
+pub mod mount;
+pub mod ns;
 pub mod root;
+pub mod security;
 
 pub use error::{Error, Result};

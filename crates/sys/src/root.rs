@@ -88,7 +88,16 @@ impl RootDir {
         })
     }
 
-    /// The host path the root was opened with.
+    /// A root from an already open `O_PATH` directory fd (e.g. a mount
+    /// attached in a new mount namespace); `path` names it in messages.
+    pub fn from_fd(fd: OwnedFd, path: impl Into<PathBuf>) -> Self {
+        RootDir {
+            fd,
+            path: path.into(),
+        }
+    }
+
+    /// The host path the root was opened with (for messages).
     pub fn path(&self) -> &Path {
         &self.path
     }

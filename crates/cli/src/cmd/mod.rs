@@ -3,4 +3,6 @@
 pub mod build;
 pub mod delete;
 pub mod list;
+pub mod procs;
+pub mod run;
 pub mod status;

@@ -1,0 +1,201 @@
+//! `start`, `stop`, `restart`, `condrestart`, `run`, `exec`, `suexec`,
+//! `enter`: guests in motion.
+
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+
+use clap::Args;
+use vs_config::{GuestName, GuestSpec, Hook, Paths};
+use vs_runtime::Mode;
+use vs_runtime::exec::ExecOptions;
+
+use crate::cmd::status::load;
+
+/// `start` options.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Run CMD [ARGS...] instead of the guest's init (default /bin/sleep 900);
+    /// the guest ends with it
+    #[arg(long, num_args = 0.., value_name = "CMD", allow_hyphen_values = true)]
+    rescue: Option<Vec<String>>,
+}
+
+/// A command and its arguments.
+#[derive(Debug, Args)]
+pub struct CommandArgs {
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    cmd: Vec<String>,
+}
+
+/// `suexec USER CMD...`.
+#[derive(Debug, Args)]
+pub struct SuexecArgs {
+    /// A user name or uid of the guest
+    user: String,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    cmd: Vec<String>,
+}
+
+fn code(n: i32) -> ExitCode {
+    ExitCode::from(n.clamp(0, 255) as u8)
+}
+
+/// `start`.
+pub fn start(paths: &Paths, name: &GuestName, a: StartArgs) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    let mode = match a.rescue {
+        None => Mode::Boot,
+        Some(cmd) if cmd.is_empty() => Mode::Rescue(vec!["/bin/sleep".into(), "900".into()]),
+        Some(cmd) => Mode::Rescue(cmd),
+    };
+    if let Some(w) = spec.init.style.unsupported() {
+        anyhow::bail!("{}: {w}", spec.cfgdir.join("apps/init/style").display());
+    }
+    start_with_hooks(paths, &spec, &mode)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The start sequence with util-vserver's hooks around it: a failing
+/// prepre-start or pre-start hook aborts before anything is made.
+fn start_with_hooks(
+    paths: &Paths,
+    spec: &GuestSpec,
+    mode: &Mode,
+) -> anyhow::Result<vs_runtime::start::Started> {
+    if vs_runtime::status(paths, &spec.name)?.is_running() {
+        anyhow::bail!("guest '{}' is already running", spec.name);
+    }
+    vs_runtime::hooks::run(paths, spec, Hook::PrepreStart)?;
+    vs_runtime::hooks::run(paths, spec, Hook::PreStart)?;
+    let started = vs_runtime::start::start(paths, spec, mode)?;
+    vs_runtime::hooks::run(paths, spec, Hook::PostStart)?;
+    Ok(started)
+}
+
+/// The stop sequence with its hooks; false if the guest was not running.
+fn stop_with_hooks(paths: &Paths, spec: &GuestSpec) -> anyhow::Result<bool> {
+    let running = vs_runtime::status(paths, &spec.name)?.is_running();
+    if running {
+        vs_runtime::hooks::run(paths, spec, Hook::PreStop)?;
+    }
+    let was = vs_runtime::stop::stop(paths, spec)?;
+    if was {
+        vs_runtime::hooks::run(paths, spec, Hook::PostStop)?;
+        vs_runtime::hooks::run(paths, spec, Hook::PostpostStop)?;
+    }
+    Ok(was)
+}
+
+/// `stop`.
+pub fn stop(paths: &Paths, name: &GuestName) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    if !stop_with_hooks(paths, &spec)? {
+        eprintln!("vserver: guest '{name}' is not running");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restart`; with `only_if_running`, `condrestart`.
+pub fn restart(paths: &Paths, name: &GuestName, only_if_running: bool) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    let was = stop_with_hooks(paths, &spec)?;
+    if only_if_running && !was {
+        return Ok(ExitCode::SUCCESS);
+    }
+    start_with_hooks(paths, &spec, &Mode::Boot)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run -- CMD`: a new instance whose only job is CMD.
+pub fn run(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    let mut started = start_with_hooks(paths, &spec, &Mode::Run(a.cmd))?;
+    let status = loop {
+        match started.report.recv()? {
+            Some((m, _)) if m.starts_with("exit ") => {
+                break m[5..].trim().parse::<i32>().unwrap_or(1);
+            }
+            Some(_) => continue,
+            None => anyhow::bail!(
+                "guest '{name}': the monitor ended without reporting the command's status"
+            ),
+        }
+    };
+    let _ = started.monitor.wait();
+    Ok(code(status))
+}
+
+fn exec_in(
+    paths: &Paths,
+    spec: &GuestSpec,
+    cmd: &[String],
+    user: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let opts = ExecOptions { user, pty: None };
+    Ok(code(vs_runtime::exec::run(paths, spec, cmd, &opts)?))
+}
+
+/// `exec CMD...`.
+pub fn exec(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    exec_in(paths, &spec, &a.cmd, None)
+}
+
+/// `suexec USER CMD...`.
+pub fn suexec(paths: &Paths, name: &GuestName, a: SuexecArgs) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    exec_in(paths, &spec, &a.cmd, Some(a.user))
+}
+
+/// The shell of `enter`: `shell`, else the first of bash and sh the guest has.
+fn enter_shell(spec: &GuestSpec) -> Vec<String> {
+    if let Some(s) = &spec.shell {
+        return s.split_whitespace().map(str::to_owned).collect();
+    }
+    let root = vs_sys::root::RootDir::open(&spec.vdir).ok();
+    let has = |p: &str| root.as_ref().is_some_and(|r| r.exists(p).unwrap_or(false));
+    if has("bin/bash") {
+        vec!["/bin/bash".into(), "-login".into()]
+    } else {
+        vec!["/bin/sh".into(), "-l".into()]
+    }
+}
+
+/// `enter`: a login shell on a new pty of the guest, proxied.
+pub fn enter(paths: &Paths, name: &GuestName) -> anyhow::Result<ExitCode> {
+    let spec = load(paths, name)?;
+    let (ours, theirs) = vs_runtime::channel::Channel::pair()?;
+    let opts = ExecOptions {
+        user: None,
+        pty: Some(theirs.into_fd()),
+    };
+    let pid = vs_runtime::exec::spawn(paths, &spec, &enter_shell(&spec), &opts)?;
+    drop(opts);
+    let master = match ours.recv()? {
+        Some((m, Some(fd))) if m == "pty" => fd,
+        _ => {
+            let status = vs_runtime::exec::wait(pid, None)?;
+            return Ok(code(status));
+        }
+    };
+    {
+        let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
+        let helper = vs_sys::ns::pidfd_open(pid)?;
+        let _raw = vs_runtime::console::RawMode::enable(stdin.as_fd())?;
+        vs_runtime::console::proxy(master, stdin.as_fd(), stdout.as_fd(), Some(helper.as_fd()))?;
+    }
+    Ok(code(vs_runtime::exec::wait(pid, None)?))
+}

@@ -1,0 +1,204 @@
+//! The per-guest monitor (DESIGN §2): one small process per running guest,
+//! named `vserver:[NAME]`. It creates the guest's cgroup, makes the guest's
+//! init with clone3 into new namespaces (straight into the cgroup), writes
+//! the id maps, hands over the idmapped root, and reports success or the
+//! init side's error to the CLI. Then it waits: init killed by SIGHUP (a
+//! `reboot` inside) → a new init; anything else → it removes what it made
+//! and exits. If the monitor is killed the guest keeps running, and `stop`
+//! cleans up in its place ([`cleanup`]).
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use vs_cgroup::{CgroupFs, GuestCgroup};
+use vs_config::{GuestName, GuestSpec, Paths};
+use vs_sys::mount::{self, Attr};
+use vs_sys::ns::{self, Exit, Forked};
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::plan::{Init, Mode, Plan, ReaperMode};
+use crate::state::{self, RunState, process_start_ticks};
+
+fn log(msg: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!("[{now}] {msg}");
+}
+
+/// Creates the guest's init; returns its pid and pidfd once it is ready.
+fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
+    if plan.virt_uptime {
+        ns::new_time_namespace_for_children()?;
+    }
+    let (ours, theirs) = Channel::pair()?;
+    let cg_fd = cgroup.v2_dir_fd()?;
+    // SAFETY: the monitor is single-threaded; the child runs the init side
+    // and leaves with _exit or exec.
+    let forked = unsafe { ns::clone3(plan.namespaces, Some(cg_fd.as_fd()))? };
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(ours);
+            let err = match crate::setup::init_side(plan, &theirs) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            let _ = theirs.send(&format!("error {err}"), None);
+            // SAFETY: leave the child without the monitor's destructors.
+            unsafe { libc::_exit(1) };
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(theirs);
+    cgroup.join(pid)?;
+    let result = (|| -> Result<()> {
+        let userns = match plan.idmap {
+            Some(m) => {
+                ns::write_id_maps(pid, &[m])?;
+                let path = format!("/proc/{pid}/ns/user");
+                Some(std::fs::File::open(&path).map_err(|e| Error::io(&path, "open", e))?)
+            }
+            None => None,
+        };
+        let tree = mount::clone_tree(rustix::fs::CWD, &plan.vdir, true)?;
+        if let Some(ns) = &userns {
+            mount::set_attr(
+                tree.as_fd(),
+                Attr::empty(),
+                Attr::empty(),
+                true,
+                Some(ns.as_fd()),
+                &plan.vdir,
+            )?;
+        }
+        ours.send("go", Some(tree.as_fd()))?;
+        match ours.recv()? {
+            Some((m, _)) if m == "ready" => Ok(()),
+            Some((m, _)) => Err(Error::Setup(
+                m.strip_prefix("error ").unwrap_or(&m).to_owned(),
+            )),
+            None => Err(Error::Setup(
+                "the guest's init ended before it was ready".into(),
+            )),
+        }
+    })();
+    if let Err(e) = result {
+        let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = ns::wait_pidfd(pidfd.as_fd(), false);
+        return Err(e);
+    }
+    Ok((pid, pidfd))
+}
+
+/// The cgroups of guest `name`: those its state records, else where its
+/// monitor would make them from here.
+pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup>> {
+    let fs = CgroupFs::system()?;
+    if let Some(st) = state::read_state(paths, name)?
+        && !st.cgroups.is_empty()
+    {
+        let cg = GuestCgroup::from_paths(&fs, &st.cgroups)?;
+        if cg.paths().iter().any(|p| p.exists()) {
+            return Ok(Some(cg));
+        }
+    }
+    Ok(GuestCgroup::open(&fs, None, name.as_str())?)
+}
+
+/// Removes what a guest leaves when it is gone: processes, cgroups, state.
+pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
+    if let Some(cg) = find_cgroup(paths, name)? {
+        cg.kill_all()?;
+        cg.remove()?;
+    }
+    state::remove_state(paths, name)
+}
+
+/// The monitor's life: returns its exit code.
+pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 {
+    let mut report = Some(report);
+    let fail = |report: &mut Option<Channel>, e: &Error| {
+        log(&format!("error: {e}"));
+        if let Some(r) = report.take() {
+            let _ = r.send(&format!("error {e}"), None);
+        }
+    };
+    let _ = ns::set_name(&format!("vserver:{name}"));
+    let spec = match GuestSpec::load(paths, name) {
+        Ok(s) => s,
+        Err(e) => {
+            fail(&mut report, &e.into());
+            return 1;
+        }
+    };
+    let plan = Plan::new(&spec, &mode);
+    let cgroup =
+        match CgroupFs::system().and_then(|fs| GuestCgroup::create(&fs, None, name.as_str())) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(&mut report, &e.into());
+                return 1;
+            }
+        };
+    let me = std::process::id() as i32;
+    let my_ticks = process_start_ticks(std::path::Path::new("/proc"), me).unwrap_or(0);
+    let exit = loop {
+        let (pid, pidfd) = match launch(&plan, &cgroup) {
+            Ok(p) => p,
+            Err(e) => {
+                fail(&mut report, &e);
+                let _ = cleanup(paths, name);
+                return 1;
+            }
+        };
+        let st = RunState {
+            context: spec.context,
+            init_pid: pid,
+            init_start_ticks: process_start_ticks(std::path::Path::new("/proc"), pid).unwrap_or(0),
+            monitor_pid: me,
+            monitor_start_ticks: my_ticks,
+            cgroups: cgroup.paths(),
+        };
+        if let Err(e) = state::write_state(paths, name, &st) {
+            fail(&mut report, &e);
+            let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = cleanup(paths, name);
+            return 1;
+        }
+        log(&format!("guest '{name}' started: init pid {pid}"));
+        if let Some(r) = &report {
+            let _ = r.send(&format!("ok {pid}"), None);
+        }
+        if !matches!(
+            plan.init,
+            Init::Reaper {
+                mode: ReaperMode::Run,
+                ..
+            }
+        ) {
+            report = None;
+        }
+        let exit = match ns::wait_pidfd(pidfd.as_fd(), false) {
+            Ok(Some(x)) => x,
+            Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
+        };
+        log(&format!("guest '{name}' init ended: {exit:?}"));
+        if exit == Exit::Signal(libc::SIGHUP) && matches!(mode, Mode::Boot) {
+            // reboot(2) inside: the kernel killed every process of the
+            // guest's pid namespace with its init. No cgroup.kill here:
+            // observed on 6.18, an init cloned into the cgroup right after
+            // a cgroup.kill was itself SIGKILLed.
+            log(&format!("guest '{name}' rebooting"));
+            continue;
+        }
+        break exit;
+    };
+    if let Err(e) = cleanup(paths, name) {
+        log(&format!("cleanup: {e}"));
+    }
+    log(&format!("guest '{name}' stopped"));
+    if let Some(r) = report {
+        let _ = r.send(&format!("exit {}", exit.shell_status()), None);
+    }
+    0
+}

@@ -1,0 +1,122 @@
+//! `start` and `run` from the CLI's side: spawn the monitor and wait for
+//! its report.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use vs_config::{GuestName, GuestSpec, Paths};
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::plan::Mode;
+
+/// A started guest.
+#[derive(Debug)]
+pub struct Started {
+    /// The init's pid on the host.
+    pub init_pid: i32,
+    /// The monitor's report channel (for `run`: it reports `exit N`).
+    pub report: Channel,
+    /// The monitor process.
+    pub monitor: std::process::Child,
+}
+
+/// The arguments of the hidden `--monitor NAME MODE...` command line
+/// (the prefix comes in `VSERVER_ROOT`).
+pub fn monitor_args(name: &GuestName, mode: &Mode) -> Vec<String> {
+    let mut v = vec!["--monitor".to_string(), name.to_string()];
+    match mode {
+        Mode::Boot => v.push("boot".into()),
+        Mode::Rescue(cmd) => {
+            v.push("rescue".into());
+            v.extend(cmd.iter().cloned());
+        }
+        Mode::Run(cmd) => {
+            v.push("run".into());
+            v.extend(cmd.iter().cloned());
+        }
+    }
+    v
+}
+
+/// Parses what [`monitor_args`] made (after `--monitor NAME`).
+pub fn parse_mode(args: &[String]) -> Option<Mode> {
+    let (first, rest) = args.split_first()?;
+    match first.as_str() {
+        "boot" if rest.is_empty() => Some(Mode::Boot),
+        "rescue" if !rest.is_empty() => Some(Mode::Rescue(rest.to_vec())),
+        "run" if !rest.is_empty() => Some(Mode::Run(rest.to_vec())),
+        _ => None,
+    }
+}
+
+/// Starts guest `spec` in `mode`: takes the guest lock, spawns the monitor
+/// (the `vserver` binary itself, as `vserver:[NAME]`, in its own session,
+/// output to the guest's log) and waits until it reports.
+pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
+    let name = &spec.name;
+    let _lock = Lock::guest(paths, name)?;
+    if crate::status(paths, name)?.is_running() {
+        return Err(Error::Running(name.to_string()));
+    }
+    // Leftovers of a guest that ended without its monitor (crash, SIGKILL).
+    crate::monitor::cleanup(paths, name)?;
+    let log_path = paths.guest_log(name);
+    if let Some(d) = log_path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, "create directory", e))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(&log_path, "open log", e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::io(&log_path, "open log", e))?;
+    let (ours, theirs) = Channel::pair()?;
+    let theirs_fd = theirs.fd().as_raw_fd();
+    let exe = Path::new("/proc/self/exe");
+    let mut cmd = Command::new(exe);
+    // The prefix travels in the environment, not in argv: the guest's init
+    // is a fork of the monitor and its argv is visible inside the guest.
+    cmd.arg0(format!("vserver:[{name}]"))
+        .args(monitor_args(name, mode))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("VSERVER_ROOT", paths.root())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid
+    // and dup2 onto fd 3 (which clears close-on-exec for the copy).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::dup2(theirs_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let monitor = cmd
+        .spawn()
+        .map_err(|e| Error::io(exe, "start the monitor", e))?;
+    drop(theirs);
+    match ours.recv()? {
+        Some((m, _)) if m.starts_with("ok ") => Ok(Started {
+            init_pid: m[3..].trim().parse().unwrap_or(0),
+            report: ours,
+            monitor,
+        }),
+        Some((m, _)) => Err(Error::Setup(format!(
+            "guest '{name}' did not start: {}",
+            m.strip_prefix("error ").unwrap_or(&m)
+        ))),
+        None => Err(Error::Setup(format!(
+            "guest '{name}' did not start: the monitor ended without a report (see {})",
+            log_path.display()
+        ))),
+    }
+}

@@ -1,0 +1,127 @@
+//! `stop`: the style's stop command, then `apps/init/killseq`, then
+//! whatever is left through the cgroup. Works with or without a live
+//! monitor.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use vs_config::{GuestSpec, InitStyle, Paths};
+use vs_sys::ns;
+
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::plan::{Init, Mode, Plan};
+use crate::state::{self, process_start_ticks};
+
+/// Waits until the process behind `pidfd` ends, at most `limit`.
+fn wait_exit(pidfd: BorrowedFd<'_>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Stops guest `spec`. Returns false if it was not running.
+pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
+    let name = &spec.name;
+    let _lock = Lock::guest(paths, name)?;
+    let Some(st) = state::read_state(paths, name)? else {
+        crate::monitor::cleanup(paths, name)?;
+        return Ok(false);
+    };
+    let pidfd = match ns::pidfd_open(st.init_pid) {
+        Ok(fd)
+            if process_start_ticks(std::path::Path::new("/proc"), st.init_pid)
+                == Some(st.init_start_ticks) =>
+        {
+            fd
+        }
+        _ => {
+            crate::monitor::cleanup(paths, name)?;
+            return Ok(false);
+        }
+    };
+    let plan = Plan::new(spec, &Mode::Boot);
+    let killseq = &spec.init.killseq;
+    // 1. The style's own stop.
+    let stop_cmd: Option<Vec<String>> = match (&plan.init, plan.style) {
+        (Init::Reaper { .. }, InitStyle::Sysv) => Some(vec![
+            "/etc/init.d/rc".into(),
+            spec.init.runlevel_stop.clone(),
+        ]),
+        (_, InitStyle::Cmd) => spec.init.cmd_stop.clone(),
+        _ => None,
+    };
+    if let Some(cmd) = stop_cmd {
+        let exists = cmd[0] != "/etc/init.d/rc" || spec.vdir.join("etc/init.d/rc").exists();
+        if exists {
+            // Bounded by the first kill-sequence wait: a hanging stop script
+            // must not hold the stop up beyond what killseq promises.
+            let limit =
+                Duration::from_secs(u64::from(killseq.then.first().map_or(5, |w| w.0)).max(1) * 6);
+            let _ = crate::exec::run_with_timeout(paths, spec, &cmd, limit);
+        }
+    } else if plan.style == InitStyle::Plain {
+        // systemd halts on SIGRTMIN+3; sysvinit's telinit path comes later.
+        let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGRTMIN() + 3);
+        wait_exit(
+            pidfd.as_fd(),
+            Duration::from_secs(u64::from(killseq.then.first().map_or(5, |w| w.0))),
+        );
+    }
+    // 2. The kill sequence: each signal to init and every guest process.
+    let cg = crate::monitor::find_cgroup(paths, name)?;
+    let signal_all = |sig: i32| {
+        let _ = ns::pidfd_signal(pidfd.as_fd(), sig);
+        if let Some(cg) = &cg {
+            for pid in cg.procs().unwrap_or_default() {
+                if pid != st.init_pid {
+                    // SAFETY: kill(2) of a guest process by pid; the pids
+                    // come from the guest's cgroup, read just now.
+                    unsafe { libc::kill(pid, sig) };
+                }
+            }
+        }
+    };
+    let mut done = wait_exit(pidfd.as_fd(), Duration::ZERO);
+    if !done {
+        signal_all(killseq.first);
+        for (wait, sig) in &killseq.then {
+            if wait_exit(pidfd.as_fd(), Duration::from_secs(u64::from(*wait))) {
+                done = true;
+                break;
+            }
+            signal_all(*sig);
+        }
+    }
+    if !done && !wait_exit(pidfd.as_fd(), Duration::from_secs(5)) {
+        let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        wait_exit(pidfd.as_fd(), Duration::from_secs(5));
+    }
+    // 3. The monitor cleans up when it sees init go; if it is dead, or
+    // does not finish, we do it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while st.monitor_alive() && state::state_file(paths, name).exists() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::monitor::cleanup(paths, name)?;
+    if state::state_file(paths, name).exists() {
+        return Err(Error::Setup(format!("guest '{name}' did not stop")));
+    }
+    Ok(true)
+}
