@@ -389,6 +389,31 @@ fn start_twice_and_fifty_cycles_leak_nothing() {
         "{msg}"
     );
     env.run(&[&name, "stop"]).ok();
+    // A stop racing a start: whichever wins, the guest ends up whole.
+    let (p1, p2) = (
+        env.command(&[&name, "start"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        env.command(&[&name, "stop"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _ = (
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    );
+    let st = env.run(&[&name, "status"]).code;
+    assert!(st == 0 || st == 3, "{st}");
+    if st == 0 {
+        assert_eq!(
+            exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+            "init\n"
+        );
+    }
+    env.run(&[&name, "stop"]).ok();
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
     for i in 0..50 {
         env.run(&[&name, "start"]).ok();
         env.run(&[&name, "stop"]).ok();

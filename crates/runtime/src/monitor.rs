@@ -183,7 +183,10 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
         };
         log(&format!("guest '{name}' init ended: {exit:?}"));
-        if exit == Exit::Signal(libc::SIGHUP) && matches!(mode, Mode::Boot) {
+        if exit == Exit::Signal(libc::SIGHUP)
+            && matches!(mode, Mode::Boot)
+            && !state::stopping_file(paths, name).exists()
+        {
             // reboot(2) inside: the kernel killed every process of the
             // guest's pid namespace with its init. No cgroup.kill here:
             // observed on 6.18, an init cloned into the cgroup right after

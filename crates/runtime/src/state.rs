@@ -55,13 +55,21 @@ pub fn write_state(paths: &Paths, name: &GuestName, state: &RunState) -> Result<
         .map_err(|e| Error::io(&file, "write", e))
 }
 
+/// The marker `stop` leaves while it stops a guest, so that a guest init
+/// that answers a stop signal with reboot(2) is not restarted.
+pub fn stopping_file(paths: &Paths, name: &GuestName) -> std::path::PathBuf {
+    paths.guest_run(name).join("stopping")
+}
+
 /// Removes the state record (no error if it is gone).
 pub fn remove_state(paths: &Paths, name: &GuestName) -> Result<()> {
-    let file = state_file(paths, name);
-    match fs::remove_file(&file) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(&file, "remove", e)),
-        _ => Ok(()),
+    for file in [stopping_file(paths, name), state_file(paths, name)] {
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io(&file, "remove", e)),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// The recorded state, whether or not its processes still live.

@@ -57,6 +57,8 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
     };
     let plan = Plan::new(spec, &Mode::Boot);
     let killseq = &spec.init.killseq;
+    let marker = state::stopping_file(paths, name);
+    std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, "write", e))?;
     // 1. The style's own stop.
     let stop_cmd: Option<Vec<String>> = match (&plan.init, plan.style) {
         (Init::Reaper { .. }, InitStyle::Sysv) => Some(vec![

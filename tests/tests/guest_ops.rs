@@ -1,0 +1,305 @@
+//! Working with running guests: enter, suexec, ps, kill, wait, hooks,
+//! PRIVATE, privileged guests, personality, fstab and rlimits.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vs_tests::{Env, Run, unique};
+
+fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
+    let name = unique(prefix);
+    let mut args = vec![name.as_str(), "build", "-m", "busybox"];
+    args.extend_from_slice(extra);
+    env.run(&args).ok();
+    name
+}
+
+fn cfg(env: &Env, name: &str, rel: &str, content: &str) {
+    let p = env.path(&format!("etc/vservers/{name}/{rel}"));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, content).unwrap();
+}
+
+fn exec(env: &Env, name: &str, cmd: &[&str]) -> Run {
+    let mut args = vec![name, "exec"];
+    args.extend_from_slice(cmd);
+    env.run(&args)
+}
+
+struct Stopper<'a>(&'a Env, String);
+impl Drop for Stopper<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&[&self.1, "stop"]);
+    }
+}
+
+#[test]
+fn enter_gives_a_guest_pty_and_keeps_the_host_terminal_out() {
+    let env = Env::new();
+    let name = guest(&env, "ent", &[]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // script(1) gives `enter` a terminal of its own, as a user would have.
+    let cmd = format!("{} {} enter", vs_tests::vserver_bin().display(), name);
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("VSERVER_ROOT", env.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo in-$(hostname); tty; ls -l /proc/self/fd/ | grep -c pts; exit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains(&format!("in-{name}")), "{text}");
+    // The shell's terminal is a pty of the guest's own devpts instance.
+    assert!(text.contains("/dev/pts/0"), "{text}");
+}
+
+#[test]
+fn suexec_runs_as_a_guest_user_and_exec_leaks_nothing_of_the_host() {
+    let env = Env::new();
+    let name = guest(&env, "sux", &[]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let out = env.run(&[&name, "suexec", "nobody", "id", "-u"]).ok();
+    assert_eq!(out.stdout, "65534\n");
+    let r = env.run(&[&name, "suexec", "nosuchuser", "id"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no user 'nosuchuser'"), "{r:#?}");
+    // No host environment, cwd or fds: a fresh environment, cwd /, fds 0-2.
+    let out = env
+        .command(&[&name, "exec", "sh", "-c", "env; pwd; ls /proc/self/fd"])
+        .env("HOST_SECRET", "leak")
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("HOST_SECRET") && !text.contains("VSERVER_ROOT"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let pwd_at = lines.iter().position(|l| *l == "/").expect("cwd is /");
+    let fds: Vec<&str> = lines[pwd_at + 1..].to_vec();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "only stdio (and ls's own dir fd): {text}"
+    );
+    // The exec'd process is a child of the guest's world, not dumpable
+    // helpers: its parent is not visible inside (ppid 0).
+    let ppid = exec(&env, &name, &["sh", "-c", "grep PPid /proc/$$/status"])
+        .ok()
+        .stdout;
+    assert_eq!(ppid.split_whitespace().last(), Some("0"), "{ppid}");
+}
+
+#[test]
+fn ps_kill_and_wait_from_the_host() {
+    let env = Env::new();
+    let name = guest(&env, "pkw", &["--context", "4400"]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    exec(
+        &env,
+        &name,
+        &["sh", "-c", "sleep 777 </dev/null >/dev/null 2>&1 &"],
+    )
+    .ok();
+    let ps = env.run(&[&name, "ps"]).ok().stdout;
+    let header = ps.lines().next().unwrap();
+    assert!(header.contains("PID CONTEXT"), "{ps}");
+    let sleeper = ps
+        .lines()
+        .find(|l| l.contains("sleep 777"))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(
+        sleeper.contains(&format!("4400 {name}")[..20.min(5 + name.len())]),
+        "{ps}"
+    );
+    assert!(
+        ps.lines().skip(1).all(|l| l.contains("4400 ")),
+        "only the guest's processes: {ps}"
+    );
+    let pid_in = exec(&env, &name, &["pidof", "sleep"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.run(&[&name, "kill", "-s", "KILL", &pid_in]).ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exec(&env, &name, &["pidof", "sleep"]).code == 0 {
+        assert!(Instant::now() < deadline, "sleep survived kill");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = env.run(&[&name, "kill", "99999"]);
+    assert!(r.stderr.contains("has no process 99999"), "{r:#?}");
+    let r = env.run(&[&name, "wait", "--timeout", "0.3"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let mut waiter = env.command(&[&name, "wait"]).spawn().unwrap();
+    env.run(&[&name, "kill"]).ok(); // SIGTERM to all, init first: the reaper stops the guest
+    let t = Instant::now();
+    let status = waiter.wait().unwrap();
+    assert!(status.success() && t.elapsed() < Duration::from_secs(10));
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+}
+
+#[test]
+fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
+    let env = Env::new();
+    let name = guest(&env, "hook", &[]);
+    let log = env.path("hooks.log");
+    for hook in [
+        "prepre-start",
+        "pre-start",
+        "post-start",
+        "pre-stop",
+        "post-stop",
+        "postpost-stop",
+    ] {
+        cfg(
+            &env,
+            &name,
+            &format!("scripts/{hook}"),
+            &format!("echo \"$1 $2\" >> {}\n", log.display()),
+        );
+    }
+    env.run(&[&name, "start"]).ok();
+    env.run(&[&name, "stop"]).ok();
+    let got = fs::read_to_string(&log).unwrap();
+    let want: String = [
+        "prepre-start",
+        "pre-start",
+        "post-start",
+        "pre-stop",
+        "post-stop",
+        "postpost-stop",
+    ]
+    .iter()
+    .map(|h| format!("{h} {name}\n"))
+    .collect();
+    assert_eq!(got, want);
+    cfg(&env, &name, "scripts/pre-start.d/10-fail", "exit 3\n");
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("pre-start hook failed"), "{r:#?}");
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    assert!(
+        !env.path(&format!("run/vservers/{name}/state.json"))
+            .exists()
+    );
+}
+
+#[test]
+fn private_guests_refuse_exec_and_enter() {
+    let env = Env::new();
+    let name = guest(&env, "priv", &["--flags", "private"]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    for args in [
+        vec![name.as_str(), "exec", "true"],
+        vec![name.as_str(), "enter"],
+    ] {
+        let r = env.run(&args);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("is private"), "{r:#?}");
+    }
+}
+
+#[test]
+fn a_privileged_guest_runs_without_a_user_namespace() {
+    let env = Env::new();
+    let name = guest(&env, "privd", &["--privileged"]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let map = exec(&env, &name, &["cat", "/proc/self/uid_map"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    let status = exec(&env, &name, &["cat", "/proc/self/status"]).ok().stdout;
+    // The secure list: no SYS_ADMIN (21), no MKNOD (27), no NET_RAW (13), no DAC_READ_SEARCH (2).
+    let bnd = u64::from_str_radix(
+        status.lines().find(|l| l.starts_with("CapBnd:")).unwrap()[7..].trim(),
+        16,
+    )
+    .unwrap();
+    for cap in [2, 13, 21, 27] {
+        assert_eq!(bnd & (1 << cap), 0, "cap {cap} in {bnd:x}");
+    }
+    assert_ne!(
+        exec(&env, &name, &["mknod", "/tmp/null", "c", "1", "3"]).code,
+        0
+    );
+    assert_ne!(
+        exec(&env, &name, &["mount", "-t", "tmpfs", "none", "/mnt"]).code,
+        0
+    );
+}
+
+#[test]
+fn personality_fstab_and_rlimits_apply() {
+    let env = Env::new();
+    let name = guest(&env, "pers", &[]);
+    cfg(&env, &name, "personality", "linux_32bit\n");
+    cfg(
+        &env,
+        &name,
+        "fstab",
+        "none /tmp tmpfs size=8m,mode=1777 0 0\nnone /srv/scratch tmpfs size=1m 0 0\n",
+    );
+    cfg(&env, &name, "ulimits/nofile.soft", "200\n");
+    cfg(&env, &name, "ulimits/nofile.hard", "300\n");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    assert_eq!(exec(&env, &name, &["uname", "-m"]).ok().stdout, "i686\n");
+    let mounts = exec(&env, &name, &["cat", "/proc/mounts"]).ok().stdout;
+    assert!(mounts.contains(" /srv/scratch tmpfs "), "{mounts}");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /tmp tmpfs ") && l.contains("size=8192k")),
+        "{mounts}"
+    );
+    let lim = exec(&env, &name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
+        .ok()
+        .stdout;
+    assert_eq!(lim, "200\n300\n");
+    // A guest's symlink cannot redirect an fstab mount onto the host.
+    env.run(&[&name, "stop"]).ok();
+    let outside = tempfile::tempdir().unwrap();
+    let root = env.path(&format!("var/lib/vservers/{name}"));
+    fs::remove_dir_all(root.join("srv")).ok();
+    std::os::unix::fs::symlink(outside.path(), root.join("srv")).unwrap();
+    // Either the start refuses (the link leads to nothing inside the guest)
+    // or the mount lands inside the guest; never on the host.
+    let r = env.run(&[&name, "start"]);
+    if r.code == 0 {
+        let mounts = exec(&env, &name, &["cat", "/proc/mounts"]).ok().stdout;
+        assert!(mounts.contains("/scratch tmpfs"), "{mounts}");
+    } else {
+        assert!(r.stderr.contains("/srv"), "{r:#?}");
+    }
+    let host_mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host_mounts.contains(outside.path().to_str().unwrap()),
+        "mounted on the host"
+    );
+    assert!(
+        fs::read_dir(outside.path()).unwrap().next().is_none(),
+        "host dir touched"
+    );
+}
