@@ -38,6 +38,19 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
     )
     .ok();
     assert_eq!(out.stdout, "install ok installed");
+    // A minbase tree has no init scripts: the sysv style's reaper alone keeps
+    // the guest up, and apt works inside as the guest's root.
+    env.run(&[&name, "start"]).ok();
+    let r = env.run(&[
+        &name,
+        "exec",
+        "sh",
+        "-c",
+        "id -u; hostname; apt-get --version | head -1",
+    ]);
+    let _ = env.run(&[&name, "stop"]);
+    let r = r.ok();
+    assert!(r.stdout.starts_with("0\ndeb\napt "), "{}", r.stdout);
     env.run(&[&name, "delete", "--force"]).ok();
     assert!(
         env.traces_of(&name).is_empty(),

@@ -303,3 +303,28 @@ fn personality_fstab_and_rlimits_apply() {
         "host dir touched"
     );
 }
+
+#[test]
+fn ccap_set_utsname_decides_whether_the_guest_may_rename_itself() {
+    let env = Env::new();
+    let free = guest(&env, "uts", &[]);
+    let fixed = guest(&env, "utsfix", &[]);
+    cfg(&env, &fixed, "ccapabilities", "~SET_UTSNAME\n");
+    for n in [&free, &fixed] {
+        env.run(&[n, "start"]).ok();
+    }
+    let _a = Stopper(&env, free.clone());
+    let _b = Stopper(&env, fixed.clone());
+    assert_eq!(
+        exec(&env, &free, &["sh", "-c", "hostname renamed && hostname"])
+            .ok()
+            .stdout,
+        "renamed\n"
+    );
+    let r = exec(&env, &fixed, &["hostname", "renamed"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        exec(&env, &fixed, &["hostname"]).ok().stdout,
+        format!("{fixed}\n")
+    );
+}

@@ -225,6 +225,7 @@ impl Plan {
             seccomp: SeccompOptions {
                 allow_user_namespaces: spec.ccaps.contains(&CCap::Namespace),
                 allow_tiocsti: spec.ccaps.contains(&CCap::Tiocsti),
+                deny_set_utsname: !spec.ccaps.contains(&CCap::SetUtsname),
             },
             rlimits,
             personality,

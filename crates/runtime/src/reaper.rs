@@ -16,8 +16,11 @@ use crate::error::{Error, Result};
 use crate::plan::ReaperMode;
 
 /// The command to start, checked inside the guest: the sysv style falls
-/// back from `/etc/init.d/rc` to `/etc/rc.d/rc` as util-vserver does.
-pub fn resolve_main(main: &[String]) -> Result<Vec<String>> {
+/// back from `/etc/init.d/rc` to `/etc/rc.d/rc` as util-vserver does, and
+/// a guest with neither (a Debian minbase tree has no init scripts at all)
+/// gets no command: the reaper alone keeps the context alive, for `exec`
+/// and `enter`.
+pub fn resolve_main(main: &[String]) -> Result<Option<Vec<String>>> {
     let Some(first) = main.first() else {
         return Err(Error::Setup(
             "no command for the guest's init to run".into(),
@@ -25,12 +28,16 @@ pub fn resolve_main(main: &[String]) -> Result<Vec<String>> {
     };
     let exists = |p: &str| std::fs::metadata(p).is_ok();
     if exists(first) || !first.starts_with('/') {
-        return Ok(main.to_vec());
+        return Ok(Some(main.to_vec()));
     }
-    if first == "/etc/init.d/rc" && exists("/etc/rc.d/rc") {
-        let mut m = main.to_vec();
-        m[0] = "/etc/rc.d/rc".into();
-        return Ok(m);
+    if first == "/etc/init.d/rc" {
+        if exists("/etc/rc.d/rc") {
+            let mut m = main.to_vec();
+            m[0] = "/etc/rc.d/rc".into();
+            return Ok(Some(m));
+        }
+        eprintln!("vserver init: no /etc/init.d/rc in the guest: nothing to start");
+        return Ok(None);
     }
     Err(Error::Setup(format!("{first} does not exist in the guest")))
 }
@@ -86,23 +93,29 @@ fn set_mask(how: libc::c_int, set: &libc::sigset_t) {
     unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) };
 }
 
-/// Runs pid 1. Never returns on success.
-pub fn run(main: &[String], env: &[String], mode: ReaperMode) -> Result<Infallible> {
+/// Runs pid 1 (with `main` started, if any). Never returns on success.
+pub fn run(main: Option<&[String]>, env: &[String], mode: ReaperMode) -> Result<Infallible> {
     let all = sigset_all();
     set_mask(libc::SIG_BLOCK, &all);
-    // SAFETY: single-threaded process; the child only resets its signal
-    // mask and execs.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(Error::io(&main[0], "fork", std::io::Error::last_os_error()));
-    }
-    if child == 0 {
-        set_mask(libc::SIG_UNBLOCK, &all);
-        let e = exec(main, env);
-        eprintln!("vserver init: {e}");
-        // SAFETY: leave the forked child without running the parent's destructors.
-        unsafe { libc::_exit(127) };
-    }
+    let child = match main {
+        None => 0,
+        Some(main) => {
+            // SAFETY: single-threaded process; the child only resets its
+            // signal mask and execs.
+            let child = unsafe { libc::fork() };
+            if child < 0 {
+                return Err(Error::io(&main[0], "fork", std::io::Error::last_os_error()));
+            }
+            if child == 0 {
+                set_mask(libc::SIG_UNBLOCK, &all);
+                let e = exec(main, env);
+                eprintln!("vserver init: {e}");
+                // SAFETY: leave the forked child without running the parent's destructors.
+                unsafe { libc::_exit(127) };
+            }
+            child
+        }
+    };
     let mut main_status: Option<i32> = None;
     let mut stopping = false;
     loop {
@@ -121,7 +134,7 @@ pub fn run(main: &[String], env: &[String], mode: ReaperMode) -> Result<Infallib
                 }
                 break;
             }
-            if pid == child {
+            if child > 0 && pid == child {
                 let code = if libc::WIFEXITED(status) {
                     libc::WEXITSTATUS(status)
                 } else {

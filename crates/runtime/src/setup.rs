@@ -330,10 +330,13 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
         Init::Reaper { main, mode } => {
             vs_sys::ns::set_non_dumpable().map_err(sys)?;
             let main = crate::reaper::resolve_main(main)?;
+            if main.is_none() && *mode == crate::plan::ReaperMode::Run {
+                return Err(Error::Setup("no command to run".into()));
+            }
             restrict(plan)?;
             chan.send("ready", None)?;
             drop(chan);
-            crate::reaper::run(&main, &plan.env_strings(), *mode)
+            crate::reaper::run(main.as_deref(), &plan.env_strings(), *mode)
         }
     }
 }

@@ -175,6 +175,7 @@ fn seccomp_options_allow_user_namespaces_and_tiocsti() {
         let opts = SeccompOptions {
             allow_user_namespaces: true,
             allow_tiocsti: true,
+            deny_set_utsname: false,
         };
         seccomp::install(&opts).unwrap();
         assert_eq!(status_field("Seccomp"), "2");

@@ -53,6 +53,9 @@ pub struct SeccompOptions {
     /// The guest may use the `TIOCSTI` ioctl (push a byte into a terminal's
     /// input).
     pub allow_tiocsti: bool,
+    /// Without ccap `SET_UTSNAME`: sethostname(2) and setdomainname(2) fail
+    /// (the guest's UTS namespace would otherwise let its root rename it).
+    pub deny_set_utsname: bool,
 }
 
 /// System calls that always fail with `EPERM`, by name.
@@ -214,6 +217,10 @@ impl AbiFilter {
         f.rule("ioctl", eperm, &[masked(1, 0xffff_ffff, TIOCLINUX)])?;
         if !opts.allow_tiocsti {
             f.rule("ioctl", eperm, &[masked(1, 0xffff_ffff, TIOCSTI)])?;
+        }
+        if opts.deny_set_utsname {
+            f.rule("sethostname", eperm, &[])?;
+            f.rule("setdomainname", eperm, &[])?;
         }
         Ok(f)
     }
@@ -593,6 +600,7 @@ mod tests {
         let opts = SeccompOptions {
             allow_user_namespaces: true,
             allow_tiocsti: false,
+            deny_set_utsname: false,
         };
         let prog = program(&opts);
         for abi in ALL {
@@ -664,6 +672,7 @@ mod tests {
         let opts = SeccompOptions {
             allow_user_namespaces: false,
             allow_tiocsti: true,
+            deny_set_utsname: false,
         };
         let prog = program(&opts);
         for abi in ALL {
