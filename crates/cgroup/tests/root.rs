@@ -6,6 +6,7 @@
 //! assertion fails: the [`Guard`] does it on drop.
 
 use std::collections::BTreeSet;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -342,48 +343,15 @@ fn clone3_into_the_v2_cgroup() {
     guard.guests.push(g.clone());
     let fd = g.v2_dir_fd().unwrap();
 
-    /// `struct clone_args` (linux/sched.h, CLONE_ARGS_SIZE_VER2).
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    use std::os::fd::AsRawFd;
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: fd.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
-    // copy of the address space and only calls async-signal-safe pause(2)
-    // until it is killed; `args` is a valid clone_args of the size passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret == 0 {
-        loop {
+    // SAFETY: the child only calls async-signal-safe pause(2) until it is
+    // killed.
+    let pid = match unsafe { vs_sys::ns::clone3(0, Some(fd.as_fd())) }.unwrap() {
+        vs_sys::ns::Forked::Child => loop {
             // SAFETY: pause(2) takes no arguments and is async-signal-safe.
             unsafe { libc::pause() };
-        }
-    }
-    assert!(ret > 0, "clone3: {}", std::io::Error::last_os_error());
-    let pid = ret as i32;
+        },
+        vs_sys::ns::Forked::Parent { pid, .. } => pid,
+    };
     guard.raw.push(pid);
 
     let m = Membership::of_pid(pid).unwrap();

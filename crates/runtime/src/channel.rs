@@ -87,6 +87,13 @@ impl Channel {
             }
         }
         .map_err(|e| Error::io("channel", "receive", e.into()))?;
+        if r.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+            return Err(Error::io(
+                "channel",
+                "receive",
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "more than one fd received"),
+            ));
+        }
         let mut fd = None;
         for m in anc.drain() {
             if let RecvAncillaryMessage::ScmRights(rights) = m {

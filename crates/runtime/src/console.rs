@@ -6,7 +6,7 @@
 //! enter helper, already inside the guest's namespaces, opens the guest's own
 //! `/dev/pts/ptmx`, opens the peer with [`peer_of`], makes it the shell's
 //! controlling terminal with [`make_controlling_tty`] and hands the master to
-//! the host side with [`send_fd`]. The host side takes it with [`recv_fd`],
+//! the host side over a [`crate::channel::Channel`]. The host side takes it,
 //! puts the user's terminal into [`RawMode`] and runs [`proxy`], which only
 //! copies bytes between the user's terminal and the master, and the window
 //! size from the user's terminal to the master.
@@ -17,24 +17,20 @@
 //! host (CLI)                             helper (in the guest's namespaces)
 //! socketpair, fork ───────────────────▶  open /dev/pts/ptmx (the guest's devpts)
 //!                                        peer_of(master) → slave
-//!                                        send_fd(sock, master), close master
+//!                                        channel.send("pty", master), close master
 //!                                        fork/exec shell: make_controlling_tty(slave)
-//! master = recv_fd(sock)
+//! master = channel.recv()
 //! copy_window_size(stdin, master)
 //! let _raw = RawMode::enable(stdin)?
 //! proxy(master, stdin, stdout, pidfd)
 //! ```
 
 use std::io;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use rustix::io::{Errno, IoSlice, IoSliceMut};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::io::Errno;
 use rustix::pty::OpenptFlags;
 use rustix::termios::{self, OptionalActions, Termios, Winsize};
 
@@ -151,79 +147,6 @@ pub fn make_controlling_tty(slave: BorrowedFd<'_>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sends `fd` over the connected unix socket `sock` (`SCM_RIGHTS`, with one
-/// data byte so stream sockets carry it).
-pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<()> {
-    let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    // The buffer is sized for exactly this message, so the push fits.
-    let pushed = control.push(SendAncillaryMessage::ScmRights(&fds));
-    assert!(pushed, "control buffer too small for one fd");
-    let byte = [0u8];
-    retry(|| {
-        rustix::net::sendmsg(
-            sock,
-            &[IoSlice::new(&byte)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )
-    })
-    .map_err(err("socket", "sendmsg"))?;
-    Ok(())
-}
-
-/// Receives one fd sent by [`send_fd`] on `sock`. The new fd is
-/// close-on-exec. Fails if the peer closed the socket, sent no fd, or sent
-/// more than one (the extra fds are closed).
-pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = retry(|| {
-        rustix::net::recvmsg(
-            sock,
-            &mut [IoSliceMut::new(&mut byte)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-    })
-    .map_err(err("socket", "recvmsg"))?;
-    let bad = |message: &'static str| {
-        Error::io(
-            "socket",
-            "recvmsg",
-            io::Error::new(io::ErrorKind::InvalidData, message),
-        )
-    };
-    if msg.bytes == 0 {
-        return Err(Error::io(
-            "socket",
-            "recvmsg",
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "peer closed the socket without sending a file descriptor",
-            ),
-        ));
-    }
-    // Anything received but not returned is closed when `fds`/`control`
-    // drop.
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(bad("more than one file descriptor received"));
-    }
-    match fds.len() {
-        1 => Ok(fds.pop().expect("one fd")),
-        0 => Err(bad("message carried no file descriptor")),
-        _ => Err(bad("more than one file descriptor received")),
-    }
 }
 
 /// Proxies a terminal session until the guest side is done.
