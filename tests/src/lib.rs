@@ -171,6 +171,26 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Stops the lxcfs instance a VIRT_MEM guest of this prefix started
+    /// (`<vdirbase>/.lxcfs`, pid in `.lxcfs.pid`), so the prefix can go.
+    fn drop(&mut self) {
+        let dir = self.path("var/lib/vservers/.lxcfs");
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|m| m.contains(&format!(" {} ", dir.display())))
+            .unwrap_or(false);
+        if mounted {
+            let _ = Command::new("umount").arg("-l").arg(&dir).status();
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.path("var/lib/vservers/.lxcfs.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            // The lxcfs this test's guests started (its pid file is ours).
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
 impl Default for Env {
     fn default() -> Self {
         Self::new()

@@ -129,6 +129,17 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// A limit value that cannot be applied (out of range, or in conflict
+    /// with another limit of the same request).
+    #[error("invalid {what} {value}: {reason}")]
+    InvalidLimit {
+        /// Which limit ("cpu weight", "memory+swap limit" ...).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A process id that cannot be moved into a cgroup.
     #[error("invalid pid {0}: must be positive")]
     InvalidPid(i32),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::membership::{Membership, relative_cgroup_path};
 use crate::{Error, Result};
@@ -149,15 +150,26 @@ impl fmt::Display for Hierarchy {
 /// [`CgroupFs::system`] is `/sys/fs/cgroup` with its layout detected.
 /// [`CgroupFs::fixture`] is a plain directory tree posing as one, where a
 /// "cgroup" is a directory holding a `cgroup.procs` file: there, creating a
-/// cgroup also creates its `cgroup.procs` (and for cgroup2 `cgroup.events`
-/// and `cgroup.freeze`), moving a process in appends to `cgroup.procs`,
-/// removing one deletes those files first, and signals are never sent.
+/// cgroup also creates its `cgroup.procs` (and for cgroup2 `cgroup.events`,
+/// `cgroup.freeze`, `cgroup.controllers`, `cgroup.subtree_control`,
+/// `cpu.stat`), plus the control files, with the kernel's initial values,
+/// of each controller it has: in cgroup2 those its parent's
+/// `cgroup.subtree_control` lists, in a v1 hierarchy those the hierarchy's
+/// directory name lists (`memory`, `cpu,cpuacct`). Writing `+NAME` to a
+/// fixture `cgroup.subtree_control` enables NAME if `cgroup.controllers`
+/// lists it (else fails with `ENOENT`) and adds its files to the child
+/// cgroups. Any other write replaces the file's content and is recorded
+/// ([`CgroupFs::take_fixture_writes`]); moving a process in appends to
+/// `cgroup.procs`; removing a cgroup deletes its files first; signals are
+/// never sent.
 #[derive(Debug, Clone)]
 pub struct CgroupFs {
     root: PathBuf,
     layout: Layout,
     fixture: bool,
     self_cgroup: Option<String>,
+    /// Fixture only: every control-file write, in order (shared by clones).
+    writes: Arc<Mutex<Vec<(PathBuf, String)>>>,
 }
 
 impl CgroupFs {
@@ -181,6 +193,7 @@ impl CgroupFs {
             layout,
             fixture: false,
             self_cgroup: None,
+            writes: Arc::default(),
         }
     }
 
@@ -215,6 +228,14 @@ impl CgroupFs {
         self.fixture
     }
 
+    /// Takes the list of control-file writes made so far through this
+    /// fixture (and its clones, such as the [`crate::GuestCgroup`]s made
+    /// with it): `(file, data)` in order, moves of processes into
+    /// `cgroup.procs` included. Always empty for the kernel's cgroups.
+    pub fn take_fixture_writes(&self) -> Vec<(PathBuf, String)> {
+        std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The calling process's cgroups (or the text given to
     /// [`CgroupFs::with_self_cgroup`]).
     pub fn self_membership(&self) -> Result<Membership> {
@@ -226,13 +247,33 @@ impl CgroupFs {
 
     /// Where `hierarchy` is mounted in this layout (whether or not it
     /// actually is mounted; see [`CgroupFs::is_mounted`]).
+    ///
+    /// A v1 controller's hierarchy is `ROOT/NAME` if that exists (a mount
+    /// point, or the symlink distributions put next to a co-mount), else the
+    /// co-mounted `ROOT/A,B` whose name lists it (`cpu,cpuacct`), else
+    /// `ROOT/NAME` (not mounted).
     pub fn hierarchy_root(&self, hierarchy: Hierarchy) -> Option<PathBuf> {
         match (hierarchy, self.layout) {
             (Hierarchy::V2, Layout::Unified) => Some(self.root.clone()),
             (Hierarchy::V2, Layout::Hybrid) => Some(self.root.join("unified")),
             (Hierarchy::V2, Layout::Legacy) | (Hierarchy::V1(_), Layout::Unified) => None,
-            (Hierarchy::V1(c), _) => Some(self.root.join(c.name())),
+            (Hierarchy::V1(c), _) => Some(self.v1_root(c)),
         }
+    }
+
+    fn v1_root(&self, c: V1Controller) -> PathBuf {
+        let plain = self.root.join(c.name());
+        if plain.exists() {
+            return plain;
+        }
+        let comounted = std::fs::read_dir(&self.root).ok().and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(',') && n.split(',').any(|x| x == c.name()))
+            })
+        });
+        comounted.unwrap_or(plain)
     }
 
     /// Whether `hierarchy` is mounted: its root has a `cgroup.procs`.
@@ -241,35 +282,50 @@ impl CgroupFs {
             .is_some_and(|r| r.join("cgroup.procs").is_file())
     }
 
-    /// Every hierarchy this layout can have that is mounted.
+    /// Every hierarchy this layout can have that is mounted. Co-mounted v1
+    /// controllers (`cpu,cpuacct`) are one hierarchy, listed once under the
+    /// first of them in [`V1Controller::ALL`] order.
     pub fn mounted_hierarchies(&self) -> Vec<Hierarchy> {
-        std::iter::once(Hierarchy::V2)
-            .chain(V1Controller::ALL.into_iter().map(Hierarchy::V1))
-            .filter(|h| self.is_mounted(*h))
-            .collect()
+        let mut seen: Vec<PathBuf> = Vec::new();
+        let mut out = Vec::new();
+        for h in
+            std::iter::once(Hierarchy::V2).chain(V1Controller::ALL.into_iter().map(Hierarchy::V1))
+        {
+            let Some(root) = self.hierarchy_root(h) else {
+                continue;
+            };
+            if !root.join("cgroup.procs").is_file() {
+                continue;
+            }
+            let real = std::fs::canonicalize(&root).unwrap_or(root);
+            if seen.contains(&real) {
+                continue;
+            }
+            seen.push(real);
+            out.push(h);
+        }
+        out
     }
 
     /// The hierarchies a guest gets a cgroup in: the tracking one (cgroup2,
     /// or the v1 freezer in the legacy layout), which must be mounted, and
-    /// the v1 `pids` and `memory` hierarchies (hybrid and legacy layouts)
-    /// where they are mounted, so that limits can be put there.
+    /// in the hybrid and legacy layouts the v1 `pids`, `memory`, `cpu`,
+    /// `cpuacct`, `cpuset` and `blkio` hierarchies where they are mounted
+    /// (co-mounted ones once, see [`CgroupFs::mounted_hierarchies`]), so
+    /// that limits can be put there and usage read.
     pub fn guest_hierarchies(&self) -> Result<Vec<Hierarchy>> {
+        const V1_EXTRA: &[Hierarchy] = &[
+            Hierarchy::V1(V1Controller::Pids),
+            Hierarchy::V1(V1Controller::Memory),
+            Hierarchy::V1(V1Controller::Cpu),
+            Hierarchy::V1(V1Controller::Cpuacct),
+            Hierarchy::V1(V1Controller::Cpuset),
+            Hierarchy::V1(V1Controller::Blkio),
+        ];
         let (tracking, extra): (Hierarchy, &[Hierarchy]) = match self.layout {
             Layout::Unified => (Hierarchy::V2, &[]),
-            Layout::Hybrid => (
-                Hierarchy::V2,
-                &[
-                    Hierarchy::V1(V1Controller::Pids),
-                    Hierarchy::V1(V1Controller::Memory),
-                ],
-            ),
-            Layout::Legacy => (
-                Hierarchy::V1(V1Controller::Freezer),
-                &[
-                    Hierarchy::V1(V1Controller::Pids),
-                    Hierarchy::V1(V1Controller::Memory),
-                ],
-            ),
+            Layout::Hybrid => (Hierarchy::V2, V1_EXTRA),
+            Layout::Legacy => (Hierarchy::V1(V1Controller::Freezer), V1_EXTRA),
         };
         if !self.is_mounted(tracking) {
             return Err(Error::MissingHierarchy {
@@ -278,8 +334,9 @@ impl CgroupFs {
                 layout: self.layout,
             });
         }
+        let mounted = self.mounted_hierarchies();
         let mut hs = vec![tracking];
-        hs.extend(extra.iter().copied().filter(|h| self.is_mounted(*h)));
+        hs.extend(extra.iter().copied().filter(|h| mounted.contains(h)));
         Ok(hs)
     }
 
@@ -305,6 +362,39 @@ impl CgroupFs {
             if hierarchy == Hierarchy::V2 {
                 std::fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n")?;
                 std::fs::write(dir.join("cgroup.freeze"), "0\n")?;
+                crate::fixture::populate_v2(dir)?;
+            } else if let Some(root) = self.hierarchy_root(hierarchy) {
+                crate::fixture::populate_v1(dir, &root)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills an empty `cpuset.cpus` / `cpuset.mems` of the v1 cgroup `dir`
+    /// from its parent's: a new v1 cpuset starts empty, and no task can join
+    /// it until both are set (machine.md §1e). Nothing to do for a
+    /// directory without these files (other hierarchies, cgroup2, whose
+    /// empty cpuset means "inherit") or a parent without values.
+    pub(crate) fn inherit_cpuset(&self, hierarchy: Hierarchy, dir: &Path) -> Result<()> {
+        if hierarchy == Hierarchy::V2 {
+            return Ok(());
+        }
+        let Some(parent) = dir.parent() else {
+            return Ok(());
+        };
+        for name in ["cpuset.cpus", "cpuset.mems"] {
+            let file = dir.join(name);
+            if !file.is_file() || !read_file(&file)?.trim().is_empty() {
+                continue;
+            }
+            let from = parent.join(name);
+            if !from.is_file() {
+                continue;
+            }
+            let value = read_file(&from)?;
+            let value = value.trim();
+            if !value.is_empty() {
+                self.write(&file, value)?;
             }
         }
         Ok(())
@@ -322,8 +412,23 @@ impl CgroupFs {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 Err(Error::io(dir, "create cgroup", e))
             }
-            _ => Ok(()),
+            _ => self.inherit_cpuset(hierarchy, dir),
         }
+    }
+
+    /// Sets `cgroup.clone_children` of the v1 cpuset cgroup `dir`, so that
+    /// the kernel fills the cpus and mems of sub-cgroups made in it (by a
+    /// guest's own systemd, which does not know that a v1 cpuset starts
+    /// empty). Nothing to do outside a v1 cpuset hierarchy.
+    pub(crate) fn cpuset_clone_children(&self, hierarchy: Hierarchy, dir: &Path) -> Result<()> {
+        let flag = dir.join("cgroup.clone_children");
+        if hierarchy == Hierarchy::V2 || !dir.join("cpuset.cpus").is_file() || !flag.is_file() {
+            return Ok(());
+        }
+        if read_file(&flag)?.trim() == "1" {
+            return Ok(());
+        }
+        self.write(&flag, "1")
     }
 
     /// rmdir of one cgroup (that has no children).
@@ -348,6 +453,7 @@ impl CgroupFs {
     pub(crate) fn attach(&self, dir: &Path, pid: i32) -> Result<()> {
         let path = dir.join("cgroup.procs");
         if self.fixture {
+            self.record(&path, &pid.to_string());
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)
@@ -359,6 +465,38 @@ impl CgroupFs {
             });
         }
         write_file(&path, &pid.to_string())
+    }
+
+    /// Writes `data` to the control file `path` (see [`write_file`]); in a
+    /// fixture, replaces the file's content (which must exist, as a
+    /// kernel's control file must) and records the write.
+    pub(crate) fn write(&self, path: &Path, data: &str) -> Result<()> {
+        if !self.fixture {
+            return write_file(path, data);
+        }
+        self.record(path, data);
+        let werr = |e| Error::Write {
+            path: path.to_path_buf(),
+            data: data.to_owned(),
+            source: e,
+        };
+        if path.file_name() == Some("cgroup.subtree_control".as_ref()) && path.is_file() {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            return crate::fixture::write_subtree_control(dir, data).map_err(werr);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(werr)?;
+        f.write_all(data.as_bytes()).map_err(werr)
+    }
+
+    fn record(&self, path: &Path, data: &str) {
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((path.to_path_buf(), data.to_owned()));
     }
 }
 

@@ -10,7 +10,8 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crate::fs::{read_file, write_file};
+use crate::fixture::{V2_CONTROLLERS, read_words};
+use crate::fs::read_file;
 use crate::{CgroupFs, Error, Hierarchy, Result, V1Controller};
 
 /// The directory level between a parent cgroup and the guests' cgroups.
@@ -150,8 +151,23 @@ impl GuestCgroup {
         loop {
             attempts += 1;
             self.fs.make_cgroup_all(h, level)?;
+            if h == Hierarchy::V2 {
+                self.enable_v2_controllers(level);
+            } else {
+                self.fs.inherit_cpuset(h, level)?;
+            }
             match self.fs.make_cgroup(h, &dir) {
-                Ok(()) => return Ok((dir, true)),
+                Ok(()) => {
+                    let filled = self
+                        .fs
+                        .inherit_cpuset(h, &dir)
+                        .and_then(|()| self.fs.cpuset_clone_children(h, &dir));
+                    if let Err(e) = filled {
+                        let _ = self.fs.remove_cgroup(&dir);
+                        return Err(e);
+                    }
+                    return Ok((dir, true));
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     if cgroup_tree(&dir)?.len() > 1 {
                         return Err(Error::InUse {
@@ -165,12 +181,47 @@ impl GuestCgroup {
                             what: "it has processes",
                         });
                     }
+                    self.fs.inherit_cpuset(h, &dir)?;
+                    self.fs.cpuset_clone_children(h, &dir)?;
                     return Ok((dir, false));
                 }
                 // Another guest's removal took away the (then empty)
                 // `vserver` level between our two mkdirs: make it again.
                 Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => continue,
                 Err(e) => return Err(Error::io(dir, "create cgroup", e)),
+            }
+        }
+    }
+
+    /// Makes the cgroup2 controllers a guest's limits need
+    /// ([`V2_CONTROLLERS`]) available in the guests' directories: enables
+    /// each in `level/cgroup.subtree_control` where `level/cgroup.controllers`
+    /// lists it, first enabling it in the parent's `cgroup.subtree_control`
+    /// if only the parent's `cgroup.controllers` lists it. Best effort: a
+    /// controller the host does not offer (the hybrid layout's cgroup2 has
+    /// none) or that cannot be enabled (a parent with processes of its own
+    /// refuses with `EBUSY`) is left out, and the limits that need it are
+    /// reported unsupported by [`GuestCgroup::apply`].
+    fn enable_v2_controllers(&self, level: &Path) {
+        let mut have = read_words(&level.join("cgroup.controllers"));
+        if let Some(parent) = level.parent() {
+            let offered = read_words(&parent.join("cgroup.controllers"));
+            let enabled = read_words(&parent.join("cgroup.subtree_control"));
+            for c in V2_CONTROLLERS {
+                if !have.contains(c) && offered.contains(c) && !enabled.contains(c) {
+                    let _ = self
+                        .fs
+                        .write(&parent.join("cgroup.subtree_control"), &format!("+{c}"));
+                }
+            }
+            have = read_words(&level.join("cgroup.controllers"));
+        }
+        let enabled = read_words(&level.join("cgroup.subtree_control"));
+        for c in V2_CONTROLLERS {
+            if have.contains(c) && !enabled.contains(c) {
+                let _ = self
+                    .fs
+                    .write(&level.join("cgroup.subtree_control"), &format!("+{c}"));
             }
         }
     }
@@ -217,10 +268,17 @@ impl GuestCgroup {
     pub fn from_paths(fs: &CgroupFs, paths: &[PathBuf]) -> Result<GuestCgroup> {
         let mut name: Option<String> = None;
         let mut dirs: Vec<(Hierarchy, PathBuf)> = Vec::new();
-        let candidates: Vec<(Hierarchy, PathBuf)> = std::iter::once(Hierarchy::V2)
-            .chain(V1Controller::ALL.into_iter().map(Hierarchy::V1))
-            .filter_map(|h| fs.hierarchy_root(h).map(|r| (h, r)))
-            .collect();
+        let mut candidates: Vec<(Hierarchy, PathBuf)> = Vec::new();
+        for h in
+            std::iter::once(Hierarchy::V2).chain(V1Controller::ALL.into_iter().map(Hierarchy::V1))
+        {
+            // Co-mounted controllers share a root: the first names it.
+            if let Some(r) = fs.hierarchy_root(h)
+                && !candidates.iter().any(|(_, c)| *c == r)
+            {
+                candidates.push((h, r));
+            }
+        }
         for path in paths {
             let not = |reason| Error::NotAGuestCgroup {
                 path: path.clone(),
@@ -420,7 +478,8 @@ impl GuestCgroup {
             // cgroup-v2.rst, "cgroup.freeze": the write only requests the
             // state; "cgroup.events" says `frozen 1` once every descendant
             // task has actually stopped.
-            write_file(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            self.fs
+                .write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
             let want = u64::from(frozen);
             let what = if frozen { "freeze" } else { "thaw" };
             return wait_until(deadline, || Ok(read_event(dir, "frozen")? == want)).and_then(
@@ -444,7 +503,7 @@ impl GuestCgroup {
                 ("THAWED", "thaw")
             };
             let done = wait_until(deadline, || {
-                write_file(&state, data)?;
+                self.fs.write(&state, data)?;
                 Ok(read_file(&state)?.trim() == data)
             })?;
             return done.then_some(()).ok_or(Error::Timeout {
@@ -477,7 +536,7 @@ impl GuestCgroup {
             let kill = dir.join("cgroup.kill");
             if kill.exists() {
                 loop {
-                    write_file(&kill, "1")?;
+                    self.fs.write(&kill, "1")?;
                     let round = deadline.min(Instant::now() + KILL_ROUND);
                     if wait_until(round, || Ok(read_event(dir, "populated")? == 0))? {
                         break;

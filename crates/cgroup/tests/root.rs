@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use vs_cgroup::{
-    CgroupFs, Error, GUEST_LEVEL, GuestCgroup, Hierarchy, Layout, Membership, SYSTEM_ROOT,
-    V1Controller,
+    CgroupFs, CurrentLimits, Error, GUEST_LEVEL, GuestCgroup, Hierarchy, Layout, Limit, Limits,
+    Membership, SYSTEM_ROOT, V1Controller,
 };
 
 /// The tests share the `vserver` level; run them one at a time so each can
@@ -220,8 +220,25 @@ fn lifecycle_track_freeze_kill_remove() {
             g.v2_dir(),
             Some(r.join("unified").join(GUEST_LEVEL).join(&name).as_path())
         );
-        assert!(g.dir(Hierarchy::V1(V1Controller::Pids)).is_some());
-        assert!(g.dir(Hierarchy::V1(V1Controller::Memory)).is_some());
+        for c in [
+            V1Controller::Pids,
+            V1Controller::Memory,
+            V1Controller::Cpu,
+            V1Controller::Cpuacct,
+            V1Controller::Cpuset,
+            V1Controller::Blkio,
+        ] {
+            if fs.is_mounted(Hierarchy::V1(c)) {
+                assert!(g.dir(Hierarchy::V1(c)).is_some(), "{}", c.name());
+            }
+        }
+        // A new v1 cpuset starts empty; joining needs it filled.
+        if let Some(d) = g.dir(Hierarchy::V1(V1Controller::Cpuset)) {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(d.join(f)).unwrap();
+                assert!(!v.trim().is_empty(), "{f} of {} is empty", d.display());
+            }
+        }
     }
     assert!(!g.is_populated().unwrap());
 
@@ -259,6 +276,7 @@ fn lifecycle_track_freeze_kill_remove() {
 
     g.freeze().unwrap();
     assert!(g.is_frozen().unwrap());
+    assert_eq!(g.stats().unwrap().frozen, Some(true));
     if let Some(v2) = g.v2_dir() {
         let events = std::fs::read_to_string(v2.join("cgroup.events")).unwrap();
         assert!(events.contains("frozen 1"), "{events}");
@@ -510,4 +528,332 @@ fn kill_forking_guest_legacy_freezer() {
     require_root();
     let _serial = serial();
     kill_forking_guest(&legacy_fs(), "fork-legacy");
+}
+
+// ----- limits and statistics -----
+
+const MIB: u64 = 1 << 20;
+
+/// `sh -c` text that moves the shell into every directory of the guest and
+/// then runs `cmd` (so that everything it does is inside from the start).
+fn in_guest(g: &GuestCgroup, cmd: &str) -> String {
+    format!(
+        "for d in {}; do echo $$ > $d/cgroup.procs || exit 99; done; {cmd}",
+        g.paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+fn new_guest(guard: &mut Guard, label: &str) -> (CgroupFs, GuestCgroup) {
+    let fs = CgroupFs::system().unwrap();
+    let g = GuestCgroup::create(&fs, None, &unique(label)).unwrap();
+    guard.guests.push(g.clone());
+    (fs, g)
+}
+
+/// Kills the guest, reaps those of our children it had, removes it.
+fn finish(guard: &mut Guard, g: &GuestCgroup) {
+    let inside = g.procs().unwrap();
+    g.kill_all().unwrap();
+    for c in &mut guard.children {
+        if inside.contains(&(c.id() as i32)) {
+            let _ = c.wait();
+        }
+    }
+    g.remove().unwrap();
+    assert_removed(g);
+}
+
+/// Over the memory limit the OOM killer kills inside the guest only: the
+/// 200 MiB allocation dies, its sibling in the same guest and a process
+/// outside live on; the statistics count the kill.
+#[test]
+fn memory_limit_oom_kills_inside_the_guest() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (_fs, g) = new_guest(&mut guard, "oom");
+    let unsupported = g
+        .apply(&Limits {
+            memory_max: Some(Limit::Value(64 * MIB)),
+            ..Limits::default()
+        })
+        .unwrap();
+    assert!(unsupported.is_empty(), "{unsupported:?}");
+    assert_eq!(g.limits().unwrap().memory_max, Some(Limit::Value(64 * MIB)));
+
+    let outsider = guard.sleeper();
+    let sibling = guard.sleeper();
+    g.join(sibling).unwrap();
+    // dd allocates a buffer of `bs` bytes and fills it from /dev/zero.
+    let dd = guard.spawn(Command::new("sh").arg("-c").arg(in_guest(
+        &g,
+        "exec dd if=/dev/zero of=/dev/null bs=200M count=1",
+    )));
+    let status = guard.child(dd).wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "dd: {status}");
+    assert!(guard.child(sibling).try_wait().unwrap().is_none());
+    assert!(guard.child(outsider).try_wait().unwrap().is_none());
+    assert!(g.procs().unwrap().contains(&sibling));
+
+    let s = g.stats().unwrap();
+    assert!(s.oom_kills.unwrap() >= 1, "{s:?}");
+    assert!(s.memory_limit_hits.unwrap() > 0, "{s:?}");
+    let peak = s.memory_peak.unwrap();
+    assert!(peak > 32 * MIB && peak <= 64 * MIB, "{s:?}");
+    assert!(s.memory_current.unwrap() < 64 * MIB, "{s:?}");
+    assert!(s.memory_rss.is_some(), "{s:?}");
+    assert_eq!(s.processes, Some(1), "{s:?}");
+    finish(&mut guard, &g);
+}
+
+/// The kernel checks memory <= memory+swap after every write: raising
+/// and lowering both must come in the right order.
+#[test]
+fn memory_and_swap_limits_raise_and_lower() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (_fs, g) = new_guest(&mut guard, "memsw");
+    let pid = guard.sleeper();
+    g.join(pid).unwrap();
+    let steps = [
+        (Limit::Value(64 * MIB), Limit::Value(96 * MIB)),
+        (Limit::Value(1024 * MIB), Limit::Value(2048 * MIB)),
+        (Limit::Value(32 * MIB), Limit::Value(48 * MIB)),
+        (Limit::Value(40 * MIB), Limit::Value(200 * MIB)),
+        (Limit::Max, Limit::Max),
+        (Limit::Value(16 * MIB), Limit::Value(16 * MIB)),
+    ];
+    for (memory, total) in steps {
+        let l = Limits {
+            memory_max: Some(memory),
+            memory_soft: Some(memory),
+            memory_swap_max: Some(total),
+            ..Limits::default()
+        };
+        let unsupported = g
+            .apply(&l)
+            .unwrap_or_else(|e| panic!("{memory}/{total}: {e}"));
+        let back = g.limits().unwrap();
+        assert_eq!(back.memory_max, Some(memory));
+        assert_eq!(back.memory_soft, Some(memory));
+        if unsupported.is_empty() {
+            assert_eq!(back.memory_swap_max, Some(total));
+        } else {
+            // No swap accounting on this host.
+            assert_eq!(unsupported.len(), 1, "{unsupported:?}");
+            assert_eq!(unsupported[0].what, "memory+swap limit");
+        }
+    }
+    let s = g.stats().unwrap();
+    assert!(
+        s.memory_current.is_some() && s.memory_peak.is_some(),
+        "{s:?}"
+    );
+    finish(&mut guard, &g);
+}
+
+/// A shell forking 50 sleeps in a guest limited to 20 tasks: forks fail,
+/// and the statistics count them.
+#[test]
+fn pids_limit_stops_forks() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (_fs, g) = new_guest(&mut guard, "pids");
+    let u = g
+        .apply(&Limits {
+            pids_max: Some(Limit::Value(20)),
+            ..Limits::default()
+        })
+        .unwrap();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(g.limits().unwrap().pids_max, Some(Limit::Value(20)));
+    let sh = guard.spawn(Command::new("sh").arg("-c").arg(in_guest(
+        &g,
+        "i=0; while [ $i -lt 50 ]; do sleep 100 & i=$((i+1)); done; wait",
+    )));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = g.stats().unwrap();
+        if s.pids_limit_hits.unwrap_or(0) > 0 || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(s.pids_limit_hits.unwrap() > 0, "{s:?}");
+    assert!(s.pids_current.unwrap() <= 20, "{s:?}");
+    if let Some(peak) = s.pids_peak {
+        assert!(peak <= 20, "{s:?}");
+    }
+    assert!(g.procs().unwrap().len() <= 20);
+    let _ = sh;
+    finish(&mut guard, &g);
+}
+
+/// 25 ms of CPU per 100 ms: a 2 s busy loop gets about 0.5 s.
+#[test]
+fn cpu_quota_throttles() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (_fs, g) = new_guest(&mut guard, "cpu");
+    let u = g
+        .apply(&Limits {
+            cpu_max: Some((25_000, 100_000)),
+            ..Limits::default()
+        })
+        .unwrap();
+    assert!(u.is_empty(), "{u:?}");
+    let back = g.limits().unwrap();
+    assert_eq!(back.cpu_quota_us, Some(Limit::Value(25_000)));
+    assert_eq!(back.cpu_period_us, Some(100_000));
+    let busy = guard.spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(in_guest(&g, "exec timeout 2 sh -c 'while :; do :; done'")),
+    );
+    let status = guard.child(busy).wait().unwrap();
+    assert_eq!(status.code(), Some(124), "timeout: {status}");
+    let s = g.stats().unwrap();
+    let used = s.cpu_user_usec.unwrap() + s.cpu_system_usec.unwrap();
+    assert!(
+        (100_000..1_000_000).contains(&used),
+        "{used} µs of CPU in 2 s at 25 %: {s:?}"
+    );
+    assert!(s.cpu_throttled_periods.unwrap() > 0, "{s:?}");
+    assert!(s.cpu_periods.unwrap() >= s.cpu_throttled_periods.unwrap());
+    assert!(s.cpu_throttled_usec.unwrap() > 0, "{s:?}");
+
+    // Cleared: no quota any more.
+    g.apply(&Limits {
+        cpu_max_clear: true,
+        ..Limits::default()
+    })
+    .unwrap();
+    assert_eq!(g.limits().unwrap().cpu_quota_us, Some(Limit::Max));
+    finish(&mut guard, &g);
+}
+
+fn cpus_allowed(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_owned()
+}
+
+/// The cpuset confines the guest's processes, those already in and those
+/// joining later; a CPU the host does not have is refused, naming the file
+/// and the value.
+#[test]
+fn cpuset_confines_and_bad_cpus_are_refused() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (_fs, g) = new_guest(&mut guard, "cpuset");
+    let before = guard.sleeper();
+    g.join(before).unwrap();
+    let u = g
+        .apply(&Limits {
+            cpuset_cpus: Some("0".to_owned()),
+            cpuset_mems: Some("0".to_owned()),
+            ..Limits::default()
+        })
+        .unwrap();
+    assert!(u.is_empty(), "{u:?}");
+    let after = guard.sleeper();
+    g.join(after).unwrap();
+    assert_eq!(cpus_allowed(before), "0");
+    assert_eq!(cpus_allowed(after), "0");
+    let back = g.limits().unwrap();
+    assert_eq!(back.cpuset_cpus.as_deref(), Some("0"));
+    assert_eq!(back.cpuset_mems.as_deref(), Some("0"));
+
+    let err = g
+        .apply(&Limits {
+            cpuset_cpus: Some("99".to_owned()),
+            ..Limits::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Write { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cpuset.cpus") && msg.contains("\"99\""),
+        "{msg}"
+    );
+    assert_eq!(g.limits().unwrap().cpuset_cpus.as_deref(), Some("0"));
+    finish(&mut guard, &g);
+}
+
+/// Everything at once, read back; on this host (hybrid, all v1
+/// controllers) nothing is unsupported.
+#[test]
+fn all_limits_read_back() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let (fs, g) = new_guest(&mut guard, "all");
+    let l = Limits {
+        memory_max: Some(Limit::Value(256 * MIB)),
+        memory_soft: Some(Limit::Value(128 * MIB)),
+        memory_swap_max: Some(Limit::Value(512 * MIB)),
+        pids_max: Some(Limit::Value(100)),
+        cpu_max: Some((50_000, 100_000)),
+        cpu_max_clear: false,
+        cpu_burst_us: Some(25_000),
+        cpu_weight: Some(200),
+        cpuset_cpus: Some("0".to_owned()),
+        cpuset_mems: Some("0".to_owned()),
+        io_weight: Some(300),
+    };
+    let unsupported = g.apply(&l).unwrap();
+    let back = g.limits().unwrap();
+    if fs.layout() == Layout::Hybrid && fs.mounted_hierarchies().len() >= 8 {
+        assert!(unsupported.is_empty(), "{unsupported:?}");
+        assert_eq!(
+            back,
+            CurrentLimits {
+                memory_max: l.memory_max,
+                memory_soft: l.memory_soft,
+                memory_swap_max: l.memory_swap_max,
+                pids_max: l.pids_max,
+                cpu_quota_us: Some(Limit::Value(50_000)),
+                cpu_period_us: Some(100_000),
+                cpu_burst_us: Some(25_000),
+                cpu_weight: Some(200),
+                cpuset_cpus: Some("0".to_owned()),
+                cpuset_mems: Some("0".to_owned()),
+                io_weight: Some(300),
+            }
+        );
+        let shares = g
+            .dir(Hierarchy::V1(V1Controller::Cpu))
+            .unwrap()
+            .join("cpu.shares");
+        assert_eq!(std::fs::read_to_string(shares).unwrap().trim(), "2048");
+    }
+    // Lowering the quota below the current burst lowers the burst too.
+    g.apply(&Limits {
+        cpu_max: Some((10_000, 100_000)),
+        ..Limits::default()
+    })
+    .unwrap();
+    let back = g.limits().unwrap();
+    assert_eq!(back.cpu_quota_us, Some(Limit::Value(10_000)));
+    assert_eq!(back.cpu_burst_us, Some(10_000));
+    // A process runs fine under all of it.
+    let pid = guard.sleeper();
+    g.join(pid).unwrap();
+    assert_member(&fs, &g, pid);
+    let s = g.stats().unwrap();
+    assert_eq!(s.processes, Some(1));
+    assert!(s.pids_current.unwrap() >= 1, "{s:?}");
+    finish(&mut guard, &g);
 }

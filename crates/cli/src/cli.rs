@@ -20,6 +20,9 @@ Guest commands (vserver NAME COMMAND):
   run -- CMD...                                a new instance whose only job is CMD; exits with its status
   exec CMD... | suexec USER CMD... | enter     run inside the running guest
   ps [PS-OPTIONS] | kill [-s SIG] [PID...] | wait [--timeout S]
+  pause | resume                               freeze and thaw all of the guest's processes
+  limit [vlimit options] | stats [--json]      context limits, use, maxima and hits
+Host-wide: vserver list [--json], vserver stat (also as 'vserver-stat'), 'vlimit -c NAME ...'.
 
 Run 'vserver NAME COMMAND --help' for a command's options.";
 
@@ -49,6 +52,8 @@ enum Top {
         #[arg(long)]
         json: bool,
     },
+    /// util-vserver's vserver-stat: the host and every running guest
+    Stat,
     /// NAME COMMAND [ARGS]: act on one guest
     #[command(external_subcommand)]
     Guest(Vec<OsString>),
@@ -94,6 +99,18 @@ enum GuestCmd {
     Kill(cmd::procs::KillArgs),
     /// Wait until the guest has stopped
     Wait(cmd::procs::WaitArgs),
+    /// util-vserver's vlimit for this guest: [-a] [-d] [-n] [[-M|-S|-H] --RES VALUE]... [--persist]
+    Limit(cmd::limit::LimitArgs),
+    /// Figures of the guest: limits, use, maxima, hits, throttling
+    Stats {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freeze every process of the guest (SCHED_PAUSE)
+    Pause,
+    /// Thaw a paused guest
+    Resume,
 }
 
 /// Prints a clap error as one line (help and version as they are).
@@ -138,6 +155,22 @@ pub fn run() -> anyhow::Result<ExitCode> {
     if let Some(code) = monitor(&args) {
         return Ok(code);
     }
+    // Multicall names: util-vserver's separate tools.
+    if let Some(argv0) = args.first() {
+        if cmd::limit::is_vlimit_name(argv0) {
+            return cmd::limit::vlimit_main(&args[1..]);
+        }
+        if cmd::stat::is_stat_name(argv0) {
+            if args.len() > 1
+                && !args[1..]
+                    .iter()
+                    .all(|a| a.starts_with("--sort") || a == "-O")
+            {
+                return Err(Exit::error(USAGE, "vserver-stat takes no arguments"));
+            }
+            return cmd::stat::run(&Paths::from_env(None));
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return Ok(usage_exit(e, "")),
@@ -146,6 +179,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let paths = Paths::from_env(root);
     match cli.top {
         Top::List { json } => cmd::list::run(&paths, json),
+        Top::Stat => cmd::stat::run(&paths),
         Top::Guest(args) => {
             let (name, rest) = args
                 .split_first()
@@ -201,6 +235,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 GuestCmd::Ps(a) => cmd::procs::ps(&paths, &name, a),
                 GuestCmd::Kill(a) => cmd::procs::kill(&paths, &name, a),
                 GuestCmd::Wait(a) => cmd::procs::wait(&paths, &name, a),
+                GuestCmd::Limit(a) => cmd::limit::run_args(&paths, &name, a),
+                GuestCmd::Stats { json } => cmd::stat::stats(&paths, &name, json),
+                GuestCmd::Pause => cmd::run::pause(&paths, &name, true),
+                GuestCmd::Resume => cmd::run::pause(&paths, &name, false),
             }
         }
     }

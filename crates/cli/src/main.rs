@@ -9,6 +9,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod format;
 mod output;
 
 use std::process::ExitCode;

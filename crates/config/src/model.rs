@@ -273,6 +273,32 @@ resource_enum!(
 );
 
 impl RlimitResource {
+    /// util-vserver's number for it (`vlimit -n`): the kernel's RLIMIT_*
+    /// for the first twelve, VC_VLIMIT_* (16..22) for the context-only ones.
+    pub fn number(self) -> u32 {
+        match self {
+            RlimitResource::Cpu => 0,
+            RlimitResource::Fsize => 1,
+            RlimitResource::Data => 2,
+            RlimitResource::Stack => 3,
+            RlimitResource::Core => 4,
+            RlimitResource::Rss => 5,
+            RlimitResource::Nproc => 6,
+            RlimitResource::Nofile => 7,
+            RlimitResource::Memlock => 8,
+            RlimitResource::As => 9,
+            RlimitResource::Locks => 10,
+            RlimitResource::Msgqueue => 12,
+            RlimitResource::Nsock => 16,
+            RlimitResource::Openfd => 17,
+            RlimitResource::Anon => 18,
+            RlimitResource::Shmem => 19,
+            RlimitResource::Semary => 20,
+            RlimitResource::Nsems => 21,
+            RlimitResource::Dentry => 22,
+        }
+    }
+
     /// Why a stock kernel cannot honour this limit, if it cannot.
     pub fn unsupported(self) -> Option<&'static str> {
         match self {

@@ -51,6 +51,12 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     };
     drop(theirs);
     cgroup.join(pid)?;
+    if let Some(nice) = plan.nice {
+        // From the host: lowering the nice level needs CAP_SYS_NICE in the
+        // host's user namespace, which the guest's root lacks.
+        // SAFETY: setpriority on our own child.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    }
     let result = (|| -> Result<()> {
         let userns = match plan.idmap {
             Some(m) => {
@@ -131,7 +137,24 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     };
-    let plan = Plan::new(&spec, &mode);
+    let mut plan = Plan::new(&spec, &mode);
+    if spec.cflags.contains(&vs_config::CFlag::VirtMem) {
+        // Before clone3: the guest's mount namespace must contain the mount.
+        let dir = crate::lxcfs::default_dir(&paths.vdirbase());
+        let lxcfs_log = paths.logdir().join("lxcfs.log");
+        match crate::lxcfs::ensure_running(&dir, Some(&lxcfs_log)) {
+            Ok(m) => {
+                if let Some(pid) = m.started {
+                    log(&format!("started lxcfs on {} (pid {pid})", m.dir.display()));
+                }
+                plan.lxcfs = Some(m.dir);
+            }
+            Err(e) => {
+                fail(&mut report, &e);
+                return 1;
+            }
+        }
+    }
     let cgroup =
         match CgroupFs::system().and_then(|fs| GuestCgroup::create(&fs, None, name.as_str())) {
             Ok(c) => c,
@@ -140,6 +163,29 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
                 return 1;
             }
         };
+    match crate::limits::check(&spec).and_then(|()| crate::limits::apply(&cgroup, &spec)) {
+        Ok(unsupported) => {
+            for u in &unsupported {
+                log(&format!("warning: {u}"));
+            }
+            // `as` is memory+swap where the host accounts swap; else it
+            // stays the per-process RLIMIT_AS the plan carries.
+            let swap_limited = spec
+                .config
+                .rlimits
+                .contains_key(&vs_config::RlimitResource::As)
+                && !unsupported.iter().any(|u| u.contains("swap"));
+            if swap_limited {
+                plan.rlimits
+                    .retain(|l| l.resource != vs_sys::security::rlimit::Resource::As);
+            }
+        }
+        Err(e) => {
+            fail(&mut report, &e);
+            let _ = cleanup(paths, name);
+            return 1;
+        }
+    }
     let me = std::process::id() as i32;
     let my_ticks = process_start_ticks(std::path::Path::new("/proc"), me).unwrap_or(0);
     let exit = loop {
@@ -166,6 +212,12 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
         log(&format!("guest '{name}' started: init pid {pid}"));
+        if spec.cflags.contains(&vs_config::CFlag::SchedPause) {
+            // SCHED_PAUSE: the guest starts frozen (`vserver NAME resume`).
+            if let Err(e) = cgroup.freeze() {
+                log(&format!("warning: sched_pause: {e}"));
+            }
+        }
         if let Some(r) = &report {
             let _ = r.send(&format!("ok {pid}"), None);
         }

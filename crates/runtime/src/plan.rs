@@ -69,6 +69,11 @@ pub struct Plan {
     pub style: InitStyle,
     /// The `enter` shell, if configured.
     pub shell: Option<String>,
+    /// The nice level the guest starts with.
+    pub nice: Option<i32>,
+    /// The lxcfs mount whose `/proc` files VIRT_MEM binds over the guest's
+    /// (set by the monitor once lxcfs runs).
+    pub lxcfs: Option<PathBuf>,
 }
 
 fn ulimit_resource(r: UlimitResource) -> Resource {
@@ -235,6 +240,8 @@ impl Plan {
             init,
             style: spec.init.style,
             shell: spec.shell.clone(),
+            nice: spec.config.nice,
+            lxcfs: None,
         }
     }
 

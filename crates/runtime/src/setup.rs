@@ -228,11 +228,16 @@ fn protect(root: &RootDir) -> Result<()> {
 }
 
 /// Builds the guest's filesystem view and pivots into it.
-fn build_root(plan: &Plan, rootfs: OwnedFd) -> Result<()> {
+fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) -> Result<()> {
     // The (formerly detached) tree's fd names the root of the attached mount.
     let root = RootDir::from_fd(rootfs, &plan.vdir);
     let noexec = Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NODEV | Attr::MOUNT_ATTR_NOEXEC;
     mount_new(&root, "proc", "proc", "proc", &[], noexec)?;
+    if let Some(binds) = lxcfs {
+        // VIRT_MEM: meminfo, cpuinfo, stat, loadavg, swaps, diskstats of
+        // the guest's cgroup, over the fresh /proc (before `protect`).
+        binds.attach(&root)?;
+    }
     mount_new(
         &root,
         "sys",
@@ -290,10 +295,16 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
     // user namespace, so nothing of this reaches the host.
     mount::make_private().map_err(sys)?;
     mount::attach_at(rootfs.as_fd(), &plan.vdir).map_err(sys)?;
+    // lxcfs's files are opened now too, for the same reason.
+    let lxcfs = plan
+        .lxcfs
+        .as_deref()
+        .map(crate::lxcfs::open_binds)
+        .transpose()?;
     if plan.idmap.is_some() {
         vs_sys::ns::become_root().map_err(sys)?;
     }
-    build_root(plan, rootfs)?;
+    build_root(plan, rootfs, lxcfs)?;
     vs_sys::ns::set_uts(&plan.hostname, plan.domainname.as_deref()).map_err(sys)?;
     vs_sys::ns::set_name("init").map_err(sys)?;
     // Nothing of the host may reach the guest: keep only the channel.

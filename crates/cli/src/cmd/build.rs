@@ -197,6 +197,12 @@ fn config_from_args(
         let (_, iface) = parse_interface(spec).map_err(usage)?;
         cfg.interfaces.list.insert(i.to_string(), iface);
     }
+    // New guests see their own memory size (VIRT_MEM, through lxcfs);
+    // `--flags ~virt_mem` turns it off.
+    cfg.cflags.push(ListItem {
+        clear: false,
+        value: ListValue::Name(CFlag::VirtMem),
+    });
     if let Some(flags) = &a.flags {
         for f in flags.split(',').map(str::trim).filter(|f| !f.is_empty()) {
             let (clear, n) = match f.strip_prefix(['~', '!']) {

@@ -2,7 +2,9 @@
 
 pub mod build;
 pub mod delete;
+pub mod limit;
 pub mod list;
 pub mod procs;
 pub mod run;
+pub mod stat;
 pub mod status;

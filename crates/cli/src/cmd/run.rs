@@ -199,3 +199,19 @@ pub fn enter(paths: &Paths, name: &GuestName) -> anyhow::Result<ExitCode> {
     }
     Ok(code(vs_runtime::exec::wait(pid, None)?))
 }
+
+/// `pause` (SCHED_PAUSE): freeze every process of the guest.
+pub fn pause(paths: &Paths, name: &GuestName, freeze: bool) -> anyhow::Result<ExitCode> {
+    load(paths, name)?;
+    if !vs_runtime::status(paths, name)?.is_running() {
+        anyhow::bail!("guest '{name}' is not running");
+    }
+    let cg = vs_runtime::monitor::find_cgroup(paths, name)?
+        .ok_or_else(|| anyhow::anyhow!("guest '{name}' has no cgroup"))?;
+    if freeze {
+        cg.freeze()?;
+    } else {
+        cg.thaw()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,422 @@
+//! Context limits on cgroups (issue: Context Limits, Token Bucket, Memory
+//! Limits): what `rlimits/`, `sched/`, `cpuset/` and `cflags` ask of the
+//! guest's cgroup, and the figures `vserver-stat` and `vlimit` show.
+//!
+//! Mapping, in util-vserver's units:
+//! - `rss` hard (pages) → the memory limit (over it the OOM killer acts
+//!   inside the guest only), which is also what VIRT_MEM shows the guest as
+//!   its memory size (lxcfs reads only the hard limit); `rss` soft → the
+//!   memory soft limit (`memory.high` / `memory.soft_limit_in_bytes`);
+//! - `as` (pages) → memory + swap where the host accounts swap, else the
+//!   per-process RLIMIT_AS (the plan keeps it there);
+//! - `nproc` → the pids limit;
+//! - `sched/fill-rate` per `sched/interval` → CPU quota per 100 ms period
+//!   (fill-rate 1, interval 4 = 25 % of one CPU), unless `cflags` has
+//!   `sched_prio` without `sched_hard` (then the bucket only weighs);
+//!   `tokens-max` → burst (one token = 1 ms of CPU); `priority-bias` → the
+//!   CPU weight, as nice levels weigh (×1.25 per step);
+//! - `cpuset/cpus`, `cpuset/mems` → the cpuset.
+
+use vs_cgroup::{GuestCgroup, Limit, Limits};
+use vs_config::{CFlag, GuestName, GuestSpec, LimitSet, LimitValue, Paths, RlimitResource};
+
+use crate::error::{Error, Result};
+
+/// The CFS period quotas are expressed against, µs.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+fn bytes(v: Option<LimitValue>, page: u64) -> Option<Limit> {
+    match v? {
+        LimitValue::Inf => Some(Limit::Max),
+        LimitValue::Amount(n) => Some(Limit::Value(n.saturating_mul(page))),
+    }
+}
+
+/// The CPU weight for a priority bias: 100 at 0, ×1.25 per step down.
+pub fn weight_for_bias(bias: i64) -> u64 {
+    let w = 100.0 * 1.25f64.powi(-(bias.clamp(-40, 40) as i32));
+    (w.round() as u64).clamp(1, 10_000)
+}
+
+/// What the guest's configuration asks of its cgroup.
+pub fn cgroup_limits(spec: &GuestSpec) -> Limits {
+    let page = vs_config::values::page_size();
+    let cfg = &spec.config;
+    let get = |r: RlimitResource| cfg.rlimits.get(&r).copied().unwrap_or_default();
+    let rss = get(RlimitResource::Rss);
+    let mut l = Limits {
+        memory_max: bytes(rss.hard(), page),
+        memory_soft: bytes(rss.soft(), page),
+        memory_swap_max: bytes(get(RlimitResource::As).hard(), page),
+        pids_max: match get(RlimitResource::Nproc).hard() {
+            Some(LimitValue::Inf) => Some(Limit::Max),
+            Some(LimitValue::Amount(n)) => Some(Limit::Value(n)),
+            None => None,
+        },
+        cpuset_cpus: cfg.cpuset.cpus.clone(),
+        cpuset_mems: cfg.cpuset.mems.clone(),
+        ..Limits::default()
+    };
+    let s = &cfg.sched;
+    let weigh_only =
+        spec.cflags.contains(&CFlag::SchedPrio) && !spec.cflags.contains(&CFlag::SchedHard);
+    if let (Some(fill), Some(interval)) = (s.fill_rate, s.interval)
+        && !weigh_only
+    {
+        let quota = (CPU_PERIOD_US.saturating_mul(fill) / interval).max(1000);
+        l.cpu_max = Some((quota, CPU_PERIOD_US));
+        if let Some(max) = s.tokens_max {
+            l.cpu_burst_us = Some(max.saturating_mul(1000).min(quota));
+        }
+    }
+    if let Some(bias) = s.priority_bias {
+        l.cpu_weight = Some(weight_for_bias(bias));
+    }
+    l
+}
+
+/// The CPUs (or memory nodes) a list names, if it parses.
+fn list_members(list: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Checks what only the host can judge, before anything is applied:
+/// `cpuset/cpus` and `cpuset/mems` must name CPUs and nodes this host has.
+pub fn check(spec: &GuestSpec) -> Result<()> {
+    for (rel, value, online) in [
+        (
+            "cpuset/cpus",
+            &spec.config.cpuset.cpus,
+            "/sys/devices/system/cpu/online",
+        ),
+        (
+            "cpuset/mems",
+            &spec.config.cpuset.mems,
+            "/sys/devices/system/node/online",
+        ),
+    ] {
+        let Some(value) = value else { continue };
+        let Ok(host) = std::fs::read_to_string(online) else {
+            continue;
+        };
+        let have = list_members(&host).unwrap_or_default();
+        let want = list_members(value).unwrap_or_default();
+        if want.iter().any(|c| !have.contains(c)) {
+            return Err(Error::Config(vs_config::ConfigError::Invalid {
+                path: spec.cfgdir.join(rel),
+                value: value.clone(),
+                expected: format!("members of this host's {}", host.trim()),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the limits to a guest's cgroup; returns what this host could
+/// not honour, for the log and the caller's warnings.
+pub fn apply(cgroup: &GuestCgroup, spec: &GuestSpec) -> Result<Vec<String>> {
+    let unsupported = cgroup.apply(&cgroup_limits(spec))?;
+    Ok(unsupported
+        .iter()
+        .map(|u| format!("{}: {}", u.what, u.why))
+        .collect())
+}
+
+/// What `vserver-stat` needs of a guest's cgroup.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GuestFigures {
+    /// Resident memory, bytes.
+    pub rss_bytes: Option<u64>,
+    /// User CPU time, ms.
+    pub user_ms: Option<u64>,
+    /// System CPU time, ms.
+    pub sys_ms: Option<u64>,
+}
+
+/// The cgroup figures of a running guest.
+pub fn stats(paths: &Paths, name: &GuestName) -> Result<Option<GuestFigures>> {
+    let Some(cg) = crate::monitor::find_cgroup(paths, name)? else {
+        return Ok(None);
+    };
+    let s = cg.stats()?;
+    Ok(Some(GuestFigures {
+        rss_bytes: s.memory_rss.or(s.memory_current),
+        user_ms: s.cpu_user_usec.map(|u| u / 1000),
+        sys_ms: s.cpu_system_usec.map(|u| u / 1000),
+    }))
+}
+
+/// Everything `stats --json` and `list --json` show of a guest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figures {
+    /// The guest.
+    pub name: String,
+    /// Its context.
+    pub context: u32,
+    /// `running` or `stopped`.
+    pub state: &'static str,
+    /// The limits in force (read from the cgroup when running).
+    pub limits: Option<vs_cgroup::CurrentLimits>,
+    /// Use, maxima, hits, throttling (when running).
+    pub stats: Option<vs_cgroup::Stats>,
+}
+
+/// The figures of a guest.
+pub fn figures(paths: &Paths, spec: &GuestSpec) -> Result<Figures> {
+    let running = crate::status(paths, &spec.name)?.is_running();
+    let cg = if running {
+        crate::monitor::find_cgroup(paths, &spec.name)?
+    } else {
+        None
+    };
+    Ok(Figures {
+        name: spec.name.to_string(),
+        context: spec.context.get(),
+        state: if running { "running" } else { "stopped" },
+        limits: cg.as_ref().map(|c| c.limits()).transpose()?,
+        stats: cg.as_ref().map(|c| c.stats()).transpose()?,
+    })
+}
+
+/// Which of a resource's limits a change sets (`vlimit -M/-S/-H`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Which {
+    /// The guaranteed minimum.
+    pub min: bool,
+    /// The soft limit.
+    pub soft: bool,
+    /// The hard limit.
+    pub hard: bool,
+}
+
+/// One `vlimit` change.
+pub type Change = (RlimitResource, Which, LimitValue);
+
+fn per_process(r: RlimitResource) -> Option<(libc::__rlimit_resource_t, u64)> {
+    let page = vs_config::values::page_size();
+    Some(match r {
+        RlimitResource::Cpu => (libc::RLIMIT_CPU, 1),
+        RlimitResource::Fsize => (libc::RLIMIT_FSIZE, 1),
+        RlimitResource::Data => (libc::RLIMIT_DATA, 1),
+        RlimitResource::Stack => (libc::RLIMIT_STACK, 1),
+        RlimitResource::Core => (libc::RLIMIT_CORE, 1),
+        RlimitResource::Nofile => (libc::RLIMIT_NOFILE, 1),
+        RlimitResource::Memlock => (libc::RLIMIT_MEMLOCK, page),
+        RlimitResource::Locks => (libc::RLIMIT_LOCKS, 1),
+        RlimitResource::Msgqueue => (libc::RLIMIT_MSGQUEUE, 1),
+        _ => return None,
+    })
+}
+
+/// Changes the limits of a running guest at once: cgroup limits for rss,
+/// as and nproc, prlimit(2) on every guest process for the per-process
+/// ones. Returns what could not be applied.
+pub fn set_live(paths: &Paths, spec: &GuestSpec, changes: &[Change]) -> Result<Vec<String>> {
+    let cg = crate::monitor::find_cgroup(paths, &spec.name)?
+        .ok_or_else(|| Error::NotRunning(spec.name.to_string()))?;
+    let page = vs_config::values::page_size();
+    let mut limits = Limits::default();
+    let mut notes = Vec::new();
+    let pids: Vec<i32> = crate::procs::list(paths, &spec.name)?
+        .iter()
+        .map(|p| p.host_pid)
+        .collect();
+    for (r, w, v) in changes {
+        let as_bytes = bytes(Some(*v), page);
+        let as_count = match v {
+            LimitValue::Inf => Limit::Max,
+            LimitValue::Amount(n) => Limit::Value(*n),
+        };
+        match r {
+            RlimitResource::Rss => {
+                if w.hard {
+                    limits.memory_max = as_bytes;
+                }
+                if w.soft {
+                    limits.memory_soft = as_bytes;
+                }
+            }
+            RlimitResource::As if w.hard => limits.memory_swap_max = as_bytes,
+            RlimitResource::Nproc if w.hard => limits.pids_max = Some(as_count),
+            _ => {}
+        }
+        if w.min {
+            notes.push(format!("{}: no guaranteed minimum on this host", r.file()));
+        }
+        if let Some((res, scale)) = per_process(*r) {
+            for pid in &pids {
+                let mut cur = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: prlimit reads the limit of a guest process (pid
+                // from its cgroup) into `cur`.
+                unsafe { libc::prlimit(*pid, res, std::ptr::null(), &mut cur) };
+                let val = match v {
+                    LimitValue::Inf => libc::RLIM_INFINITY,
+                    LimitValue::Amount(n) => n.saturating_mul(scale),
+                };
+                let mut new = cur;
+                if w.hard {
+                    // Root here cannot raise a hard limit (no CAP_SYS_RESOURCE).
+                    new.rlim_max = val.min(cur.rlim_max);
+                }
+                if w.soft {
+                    new.rlim_cur = val;
+                }
+                new.rlim_cur = new.rlim_cur.min(new.rlim_max);
+                // SAFETY: prlimit sets the limit from the valid `new`.
+                if unsafe { libc::prlimit(*pid, res, &new, std::ptr::null_mut()) } != 0 {
+                    notes.push(format!(
+                        "{}: process {pid}: {}",
+                        r.file(),
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+        } else if !matches!(
+            r,
+            RlimitResource::Rss | RlimitResource::As | RlimitResource::Nproc
+        ) {
+            notes.push(format!(
+                "{}: {}",
+                r.file(),
+                r.unsupported().unwrap_or("not supported on this host")
+            ));
+        }
+    }
+    for u in cg.apply(&limits)? {
+        notes.push(format!("{}: {}", u.what, u.why));
+    }
+    Ok(notes)
+}
+
+/// Writes the changes into the guest's `rlimits/` (`vlimit --persist`).
+pub fn persist(spec: &GuestSpec, changes: &[Change]) -> Result<()> {
+    let mut cfg = spec.config.clone();
+    for (r, w, v) in changes {
+        let set: &mut LimitSet = cfg.rlimits.entry(*r).or_default();
+        if let Some(all) = set.all.take() {
+            set.min.get_or_insert(all);
+            set.soft.get_or_insert(all);
+            set.hard.get_or_insert(all);
+        }
+        if w.min {
+            set.min = Some(*v);
+        }
+        if w.soft {
+            set.soft = Some(*v);
+        }
+        if w.hard {
+            set.hard = Some(*v);
+        }
+    }
+    vs_config::write_guest(&spec.cfgdir, &cfg)?;
+    Ok(())
+}
+
+/// One line of `vlimit -a`: `None` = not available, `Some(None)` = unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportLine {
+    /// The resource.
+    pub resource: RlimitResource,
+    /// Guaranteed minimum.
+    pub min: Option<Option<u64>>,
+    /// Soft limit.
+    pub soft: Option<Option<u64>>,
+    /// Hard limit.
+    pub hard: Option<Option<u64>>,
+    /// Current use.
+    pub current: Option<Option<u64>>,
+    /// Observed maximum.
+    pub max: Option<Option<u64>>,
+    /// Times the limit was hit.
+    pub hits: Option<Option<u64>>,
+}
+
+/// `vlimit -a` for a guest: live cgroup figures when it runs, the
+/// configuration otherwise; rss and as in pages as util-vserver shows them.
+pub fn report(paths: &Paths, spec: &GuestSpec) -> Result<Vec<ReportLine>> {
+    let page = vs_config::values::page_size();
+    let cg = if crate::status(paths, &spec.name)?.is_running() {
+        crate::monitor::find_cgroup(paths, &spec.name)?
+    } else {
+        None
+    };
+    let (cur, st) = match &cg {
+        Some(c) => (Some(c.limits()?), Some(c.stats()?)),
+        None => (None, None),
+    };
+    let pages = |v: Option<u64>| Some(v.map(|b| b / page));
+    let lim_pages = |l: Option<Limit>| l.map(|l| l.value().map(|b| b / page));
+    let lim = |l: Option<Limit>| l.map(|l| l.value());
+    let cfgv = |v: Option<LimitValue>| {
+        v.map(|v| match v {
+            LimitValue::Inf => None,
+            LimitValue::Amount(n) => Some(n),
+        })
+    };
+    let mut out = Vec::new();
+    for r in RlimitResource::ALL {
+        if r.unsupported().is_some() {
+            continue;
+        }
+        let set = spec.config.rlimits.get(r).copied().unwrap_or_default();
+        let mut line = ReportLine {
+            resource: *r,
+            min: cfgv(set.min()),
+            soft: cfgv(set.soft()).or(Some(None)),
+            hard: cfgv(set.hard()).or(Some(None)),
+            current: None,
+            max: None,
+            hits: None,
+        };
+        if let (Some(c), Some(s)) = (&cur, &st) {
+            match r {
+                RlimitResource::Rss => {
+                    line.soft = lim_pages(c.memory_soft).or(line.soft);
+                    line.hard = lim_pages(c.memory_max).or(line.hard);
+                    line.current = pages(s.memory_rss.or(s.memory_current));
+                    line.max = pages(s.memory_peak);
+                    line.hits = Some(s.memory_limit_hits);
+                }
+                RlimitResource::As => {
+                    line.hard = lim_pages(c.memory_swap_max).or(line.hard);
+                    line.current = s.memsw_current.map(|b| Some(b / page));
+                    line.max = s.memsw_peak.map(|b| Some(b / page));
+                    line.hits = s.memsw_limit_hits.map(Some);
+                }
+                RlimitResource::Nproc => {
+                    line.hard = lim(c.pids_max).or(line.hard);
+                    line.current = Some(s.pids_current);
+                    line.max = Some(s.pids_peak);
+                    line.hits = Some(s.pids_limit_hits);
+                }
+                _ => {}
+            }
+        }
+        out.push(line);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_follow_nice_steps() {
+        assert_eq!(weight_for_bias(0), 100);
+        assert_eq!(weight_for_bias(-1), 125);
+        assert_eq!(weight_for_bias(1), 80);
+        assert_eq!(weight_for_bias(-40), 10_000);
+        assert_eq!(weight_for_bias(40), 1);
+    }
+}

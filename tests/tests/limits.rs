@@ -1,0 +1,275 @@
+//! Context limits, the token bucket, accounting, vlimit, vserver-stat and
+//! the guest's view of memory (issue 4's "Done when").
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use vs_tests::{Env, Run, unique};
+
+fn guest(env: &Env, prefix: &str, ctx: &str) -> String {
+    let name = unique(prefix);
+    env.run(&[&name, "build", "-m", "busybox", "--context", ctx])
+        .ok();
+    name
+}
+
+fn cfg(env: &Env, name: &str, rel: &str, content: &str) {
+    let p = env.path(&format!("etc/vservers/{name}/{rel}"));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, content).unwrap();
+}
+
+fn exec(env: &Env, name: &str, cmd: &[&str]) -> Run {
+    let mut args = vec![name, "exec"];
+    args.extend_from_slice(cmd);
+    env.run(&args)
+}
+
+struct Stopper<'a>(&'a Env, String);
+impl Drop for Stopper<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&[&self.1, "stop"]);
+    }
+}
+
+/// The `vlimit -a -d` line of `res`: [min, soft, hard, current, max, hits].
+fn vlimit(env: &Env, name: &str, res: &str) -> Vec<String> {
+    let out = env.run(&[name, "limit", "-a", "-d"]).ok().stdout;
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(res))
+        .unwrap_or_else(|| panic!("{res} in {out}"));
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+#[test]
+fn rss_hard_oom_kills_inside_only_and_counts_the_hit() {
+    let env = Env::new();
+    let name = guest(&env, "oom", "4601");
+    cfg(&env, &name, "rlimits/rss.hard", "16384\n");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let before: u64 = vlimit(&env, &name, "rss")[5].parse().unwrap();
+    let r = exec(
+        &env,
+        &name,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+    );
+    assert_eq!(r.code, 137, "{r:#?}");
+    // The guest and its other processes live on.
+    assert_eq!(env.run(&[&name, "status"]).code, 0);
+    assert_eq!(
+        exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+        "init\n"
+    );
+    let line = vlimit(&env, &name, "rss");
+    assert_eq!(line[2], "16384", "{line:?}");
+    let after: u64 = line[5].parse().unwrap();
+    assert!(after > before, "hits {before} -> {after}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    assert!(json["stats"]["oom_kills"].as_u64().unwrap() >= 1, "{json}");
+    assert_eq!(json["limits"]["memory_max"], 16384u64 * 4096, "{json}");
+}
+
+#[test]
+fn nproc_stops_a_fork_bomb_and_reports_the_hit() {
+    let env = Env::new();
+    let name = guest(&env, "npr", "4602");
+    cfg(&env, &name, "rlimits/nproc", "40\n");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let r = exec(
+        &env,
+        &name,
+        &["sh", "-c", "for i in $(seq 100); do sleep 3 & done; wait"],
+    );
+    assert!(r.stderr.contains("can't fork") || r.code != 0, "{r:#?}");
+    let line = vlimit(&env, &name, "nproc");
+    assert_eq!(line[2], "40");
+    assert!(line[4].parse::<u64>().unwrap() <= 40, "{line:?}");
+    assert!(line[5].parse::<u64>().unwrap() >= 1, "{line:?}");
+    // The host is unaffected: it forks fine.
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn fill_rate_1_interval_4_is_a_quarter_of_a_cpu() {
+    let env = Env::new();
+    let name = guest(&env, "cpu", "4603");
+    cfg(&env, &name, "sched/fill-rate", "1\n");
+    cfg(&env, &name, "sched/interval", "4\n");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let before = serde_json::from_str::<serde_json::Value>(
+        &env.run(&[&name, "stats", "--json"]).ok().stdout,
+    )
+    .unwrap()["stats"]["cpu_usage_usec"]
+        .as_u64()
+        .unwrap();
+    let _ = exec(
+        &env,
+        &name,
+        &["timeout", "3", "sh", "-c", "while :; do :; done"],
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    let used = json["stats"]["cpu_usage_usec"].as_u64().unwrap() - before;
+    // 25 % of 3 s is 0.75 s; the bound only catches a dead limit
+    // (bench/ measures the accuracy).
+    assert!(used < 1_500_000, "used {used} µs in 3 s");
+    assert!(
+        json["stats"]["cpu_throttled_periods"].as_u64().unwrap() > 0,
+        "{json}"
+    );
+}
+
+#[test]
+fn vlimit_changes_a_running_guest_at_once() {
+    let env = Env::new();
+    let name = guest(&env, "vl", "4604");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // The multicall name, as util-vserver users type it.
+    let dir = tempfile::tempdir().unwrap();
+    let vlimit_bin = dir.path().join("vlimit");
+    std::os::unix::fs::symlink(vs_tests::vserver_bin(), &vlimit_bin).unwrap();
+    let st = std::process::Command::new(&vlimit_bin)
+        .args(["-c", &name, "--rss", "8192"])
+        .env("VSERVER_ROOT", env.root())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(vlimit(&env, &name, "rss")[2], "8192");
+    let r = exec(
+        &env,
+        &name,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    assert_eq!(r.code, 137, "a 64 MiB buffer over a 32 MiB limit: {r:#?}");
+    // By context id, soft limit, persisted to the configuration.
+    env.run(&[&name, "limit", "-S", "--rss", "4096", "--persist"])
+        .ok();
+    assert_eq!(
+        fs::read_to_string(env.path(&format!("etc/vservers/{name}/rlimits/rss.soft"))).unwrap(),
+        "4096\n"
+    );
+    let r = env.run(&[&name, "limit", "--rss", "lots"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--rss: invalid value 'lots'"), "{r:#?}");
+}
+
+#[test]
+fn vserver_stat_prints_the_original_table() {
+    let env = Env::new();
+    let name = guest(&env, "st", "4605");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let out = env.run(&["stat"]).ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "CTX   PROC    VSZ    RSS  userTIME   sysTIME    UPTIME NAME"
+    );
+    assert!(
+        lines[1].starts_with("0 ") && lines[1].ends_with(" root server"),
+        "{out}"
+    );
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with("4605 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(&row[55..], &name[..name.len().min(20)]);
+    let procs: u64 = row[..10]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(procs >= 1);
+    assert!(
+        row[44..54].trim().ends_with(|c: char| c.is_ascii_digit()),
+        "{row}"
+    );
+    // stats --json agrees with the cgroup files.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    let cgroups = serde_json::from_str::<serde_json::Value>(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap()["cgroups"]
+        .clone();
+    let pids_dir = cgroups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p.as_str().unwrap().contains("/pids/"))
+        .unwrap();
+    let current: u64 = fs::read_to_string(format!("{}/pids.current", pids_dir.as_str().unwrap()))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(json["stats"]["pids_current"].as_u64(), Some(current));
+}
+
+#[test]
+fn pause_stops_the_guest_and_resume_lets_it_go_on() {
+    let env = Env::new();
+    let name = guest(&env, "ps", "4607");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // The counter writes to the guest's root tree, which the host can read
+    // while the guest is frozen (an exec would be frozen too).
+    exec(&env, &name, &["sh", "-c", "(i=0; while :; do i=$((i+1)); echo $i > /var/count; sleep 0.02; done) </dev/null >/dev/null 2>&1 &"]).ok();
+    let file = env.path(&format!("var/lib/vservers/{name}/var/count"));
+    let count = || {
+        fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count() == 0 {
+        assert!(Instant::now() < deadline, "the counter never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.run(&[&name, "pause"]).ok();
+    std::thread::sleep(Duration::from_millis(100));
+    let c1 = count();
+    std::thread::sleep(Duration::from_millis(400));
+    let c2 = count();
+    assert_eq!(c1, c2, "the counter moved while paused");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    assert_eq!(json["stats"]["frozen"], true);
+    env.run(&[&name, "resume"]).ok();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(count() > c2, "the counter moves again after resume");
+}
+
+#[test]
+fn bad_limit_values_fail_the_start_naming_the_file() {
+    let env = Env::new();
+    let name = guest(&env, "badl", "4608");
+    for (file, value, needle) in [
+        ("rlimits/rss", "-5", "rlimits/rss: invalid value '-5'"),
+        ("sched/interval", "0", "sched/interval: invalid value '0'"),
+        ("cpuset/cpus", "99", "cpuset/cpus: invalid value '99'"),
+    ] {
+        cfg(&env, &name, file, &format!("{value}\n"));
+        let r = env.run(&[&name, "start"]);
+        assert_ne!(r.code, 0, "{file}");
+        assert!(r.stderr.contains(needle), "{file}: {r:#?}");
+        // (`status` reads the configuration and fails on it too.)
+        assert_eq!(env.run(&[&name, "running"]).code, 1);
+        let leftover = std::path::Path::new("/sys/fs/cgroup/pids/vserver").join(&name);
+        assert!(!leftover.exists(), "{file}: cgroup left behind");
+        fs::remove_file(env.path(&format!("etc/vservers/{name}/{file}"))).unwrap();
+    }
+}
