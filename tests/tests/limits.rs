@@ -216,6 +216,17 @@ fn vserver_stat_prints_the_original_table() {
         .parse()
         .unwrap();
     assert_eq!(json["stats"]["pids_current"].as_u64(), Some(current));
+    // `list --json` carries the same figures.
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["list", "--json"]).ok().stdout).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(entry["stats"]["pids_current"].as_u64(), Some(current));
+    assert!(entry["limits"]["memory_max"].is_string() || entry["limits"]["memory_max"].is_u64());
 }
 
 #[test]

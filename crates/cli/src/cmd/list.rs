@@ -23,6 +23,12 @@ struct Entry {
     init_style: Option<&'static str>,
     addresses: Vec<String>,
     disabled: bool,
+    /// Limits in force and figures (running guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<vs_cgroup::CurrentLimits>,
+    /// Use, maxima, hits, throttling (running guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<vs_cgroup::Stats>,
     /// Why the configuration could not be read (state `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -35,8 +41,15 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
         Ok(_) => "stopped",
         Err(_) => "error",
     };
+    let figures = match (&spec, state) {
+        (Ok(s), "running") => vs_runtime::limits::figures(paths, s).ok(),
+        _ => None,
+    };
+    let (limits, stats) = figures.map_or((None, None), |f| (f.limits, f.stats));
     match spec {
         Ok(s) => Entry {
+            limits,
+            stats,
             state,
             context: Some(s.context.get()),
             hostname: Some(s.hostname.clone()),
@@ -68,6 +81,8 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
             init_style: None,
             addresses: Vec::new(),
             disabled: false,
+            limits: None,
+            stats: None,
             error: Some(e.to_string()),
         },
     }
