@@ -22,7 +22,8 @@ Guest commands (vserver NAME COMMAND):
   ps [PS-OPTIONS] | kill [-s SIG] [PID...] | wait [--timeout S]
   pause | resume                               freeze and thaw all of the guest's processes
   limit [vlimit options] | stats [--json]      context limits, use, maxima and hits
-Host-wide: vserver list [--json], vserver stat (also as 'vserver-stat'), 'vlimit -c NAME ...'.
+Host-wide: vserver list [--json], vserver stat (also as 'vserver-stat'), 'vlimit -c NAME ...',
+'chbind --ip IP... -- CMD' (a host command confined to addresses, as a shared-mode guest).
 
 Run 'vserver NAME COMMAND --help' for a command's options.";
 
@@ -157,6 +158,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     // Multicall names: util-vserver's separate tools.
     if let Some(argv0) = args.first() {
+        if cmd::chbind::is_chbind_name(argv0) {
+            return cmd::chbind::main(&args[1..]);
+        }
         if cmd::limit::is_vlimit_name(argv0) {
             return cmd::limit::vlimit_main(&args[1..]);
         }

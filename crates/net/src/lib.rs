@@ -1,6 +1,19 @@
 //! Guest networking.
 //!
-//! This crate will own netlink (addresses, links, veth, bridges), the cgroup
-//! BPF `sock_addr` programs that confine a shared-mode guest to its
-//! addresses, and nftables NAT for private mode. It depends on `vs-sys` and
-//! `vs-config`. Nothing is implemented yet: the network issue fills it.
+//! This crate owns the confinement of a shared-mode guest (one that stays
+//! in the host's network namespace, as Linux-VServer's guests did): cgroup
+//! BPF `sock_addr` programs, hand-assembled here and attached to the guest's
+//! cgroup v2 directory, that keep its sockets on its own addresses, turn
+//! `bind(ANY)` into its first address and `127.0.0.1` into its own loopback
+//! address, give its outgoing connections its source address, and refuse
+//! its unix connections to abstract names ([`bpf::progs`] lists every rule).
+//! Later also netlink (addresses, links, veth, bridges) and nftables NAT for
+//! private mode. It depends on `vs-sys` and `vs-config`.
+
+mod addrs;
+pub mod bpf;
+mod error;
+
+pub use addrs::{GuestAddrs, default_lback4};
+pub use bpf::{Attached, Hook, attach, attached_count, detach_all};
+pub use error::{Error, Result};

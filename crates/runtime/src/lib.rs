@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lock;
 pub mod lxcfs;
 pub mod monitor;
+pub mod net;
 pub mod plan;
 pub mod procs;
 pub mod reaper;

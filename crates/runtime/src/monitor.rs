@@ -111,11 +111,15 @@ pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup
     Ok(GuestCgroup::open(&fs, None, name.as_str())?)
 }
 
-/// Removes what a guest leaves when it is gone: processes, cgroups, state.
+/// Removes what a guest leaves when it is gone: processes, cgroups (and
+/// with them its BPF programs), host addresses, state.
 pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
     if let Some(cg) = find_cgroup(paths, name)? {
         cg.kill_all()?;
         cg.remove()?;
+    }
+    if let Ok(Some(st)) = state::read_state(paths, name) {
+        crate::net::remove_addresses(&st.addresses);
     }
     state::remove_state(paths, name)
 }
@@ -186,6 +190,33 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     }
+    let mut added = Vec::new();
+    if let Some(net) = &plan.shared_net {
+        if spec.nflags.contains(&vs_config::NFlag::HideNetif) {
+            log(
+                "warning: hide_netif: a guest sharing the host's network namespace sees its interfaces (use netns/ to hide them)",
+            );
+        }
+        let attach = || -> Result<Vec<crate::net::Address>> {
+            let added = crate::net::add_addresses(net)?;
+            let fd = cgroup.v2_dir_fd()?;
+            // The programs live as long as the cgroup: its removal at stop
+            // detaches them.
+            if let Err(e) = vs_net::attach(fd.as_fd(), &net.guest_addrs()) {
+                crate::net::remove_addresses(&added);
+                return Err(Error::Setup(format!("network confinement: {e}")));
+            }
+            Ok(added)
+        };
+        match attach() {
+            Ok(a) => added = a,
+            Err(e) => {
+                fail(&mut report, &e);
+                let _ = cleanup(paths, name);
+                return 1;
+            }
+        }
+    }
     let me = std::process::id() as i32;
     let my_ticks = process_start_ticks(std::path::Path::new("/proc"), me).unwrap_or(0);
     let exit = loop {
@@ -194,6 +225,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             Err(e) => {
                 fail(&mut report, &e);
                 let _ = cleanup(paths, name);
+                crate::net::remove_addresses(&added);
                 return 1;
             }
         };
@@ -204,6 +236,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             monitor_pid: me,
             monitor_start_ticks: my_ticks,
             cgroups: cgroup.paths(),
+            addresses: added.clone(),
         };
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);

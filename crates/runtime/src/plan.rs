@@ -74,6 +74,8 @@ pub struct Plan {
     /// The lxcfs mount whose `/proc` files VIRT_MEM binds over the guest's
     /// (set by the monitor once lxcfs runs).
     pub lxcfs: Option<PathBuf>,
+    /// Shared network mode: the guest's addresses, confined by BPF.
+    pub shared_net: Option<crate::net::SharedNet>,
 }
 
 fn ulimit_resource(r: UlimitResource) -> Resource {
@@ -118,8 +120,15 @@ pub enum Mode {
 impl Plan {
     /// Resolves the plan of `spec`.
     pub fn new(spec: &GuestSpec, mode: &Mode) -> Plan {
-        let mut namespaces =
-            flags::MOUNT | flags::PID | flags::UTS | flags::IPC | flags::CGROUP | flags::NET;
+        // Shared network mode (util-vserver's): a guest with addresses and
+        // no netns/ stays in the host's network namespace, confined to its
+        // addresses by cgroup BPF; any other guest gets its own.
+        let shared_net = spec.config.netns.is_none()
+            && spec.config.interfaces.list.values().any(|i| !i.disabled);
+        let mut namespaces = flags::MOUNT | flags::PID | flags::UTS | flags::IPC | flags::CGROUP;
+        if !shared_net {
+            namespaces |= flags::NET;
+        }
         let idmap = spec.idmap.map(|m| IdMapping {
             inside: 0,
             outside: m.base,
@@ -242,6 +251,7 @@ impl Plan {
             shell: spec.shell.clone(),
             nice: spec.config.nice,
             lxcfs: None,
+            shared_net: shared_net.then(|| crate::net::SharedNet::new(spec)),
         }
     }
 

@@ -238,14 +238,34 @@ fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) 
         // the guest's cgroup, over the fresh /proc (before `protect`).
         binds.attach(&root)?;
     }
-    mount_new(
-        &root,
-        "sys",
-        "sysfs",
-        "sysfs",
-        &[],
-        noexec | Attr::MOUNT_ATTR_RDONLY,
-    )?;
+    if plan.namespaces & vs_sys::ns::flags::NET != 0 {
+        mount_new(
+            &root,
+            "sys",
+            "sysfs",
+            "sysfs",
+            &[],
+            noexec | Attr::MOUNT_ATTR_RDONLY,
+        )?;
+    } else {
+        // Shared network mode: sysfs cannot be mounted without a network
+        // namespace of the guest's own; the host's takes its place,
+        // read-only all through. Recursive: in a user namespace the kernel
+        // refuses a bind that would uncover what locked submounts hide.
+        let tree = mount::clone_tree(rustix::fs::CWD, Path::new("/sys"), true).map_err(sys)?;
+        let ro = noexec | Attr::MOUNT_ATTR_RDONLY;
+        mount::set_attr(
+            tree.as_fd(),
+            ro,
+            Attr::empty(),
+            true,
+            None,
+            Path::new("/sys"),
+        )
+        .map_err(sys)?;
+        let t = target(&root, "sys", true)?;
+        mount::attach(tree.as_fd(), t.as_fd(), &root.host_path("sys")).map_err(sys)?;
+    }
     make_dev(&root)?;
     for (n, e) in plan.fstab.iter().enumerate() {
         mount_fstab(&root, n, e)?;

@@ -28,6 +28,10 @@ pub struct RunState {
     /// cgroup it runs in).
     #[serde(default)]
     pub cgroups: Vec<std::path::PathBuf>,
+    /// Host addresses the guest's start added (shared network mode), to
+    /// remove at stop.
+    #[serde(default)]
+    pub addresses: Vec<crate::net::Address>,
 }
 
 impl RunState {
@@ -187,6 +191,7 @@ mod tests {
             monitor_pid: 4320,
             monitor_start_ticks: 1,
             cgroups: Vec::new(),
+            addresses: Vec::new(),
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();

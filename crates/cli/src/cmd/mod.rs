@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod build;
+pub mod chbind;
 pub mod delete;
 pub mod limit;
 pub mod list;

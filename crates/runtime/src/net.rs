@@ -1,0 +1,216 @@
+//! Shared network mode on the host side: the guest's addresses on their
+//! host devices (util-vserver's `interfaces/`), added at start and removed
+//! at stop, and the cgroup BPF programs that confine the guest to them.
+//!
+//! An address is put on a device only when the interface names one (`dev`,
+//! or the inherited `interfaces/dev`) and is not `nodev`; one that is
+//! already there is left alone at stop. Before removing a primary address
+//! the device's `promote_secondaries` is switched on, so the host's other
+//! addresses on it survive (util-vserver's FAQ).
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use vs_config::{GuestSpec, Interface};
+
+use crate::error::{Error, Result};
+
+/// One address of a shared-mode guest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// The host device it goes on (`None`: nodev).
+    pub dev: Option<String>,
+    /// The alias label (`dev:name`).
+    pub label: Option<String>,
+}
+
+/// The network side of a shared-mode guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedNet {
+    /// Its addresses, in `interfaces/` order.
+    pub addresses: Vec<Address>,
+    /// Its loopback address (`interfaces/lback`, else derived from the context).
+    pub lback4: std::net::Ipv4Addr,
+}
+
+fn prefix_of(i: &Interface, spec: &GuestSpec) -> u8 {
+    let ifs = &spec.config.interfaces;
+    let max = if i.ip.is_ipv4() { 32 } else { 128 };
+    i.prefix
+        .or(i.mask.and_then(vs_config::values::mask_to_prefix))
+        .or(ifs.prefix)
+        .or(ifs.mask.and_then(vs_config::values::mask_to_prefix))
+        .unwrap_or(max)
+        .min(max)
+}
+
+impl SharedNet {
+    /// The addresses `spec` configures.
+    pub fn new(spec: &GuestSpec) -> SharedNet {
+        let ifs = &spec.config.interfaces;
+        let addresses = ifs
+            .list
+            .values()
+            .filter(|i| !i.disabled)
+            .map(|i| {
+                let dev = if i.nodev {
+                    None
+                } else {
+                    i.dev.clone().or(ifs.dev.clone())
+                };
+                Address {
+                    ip: i.ip,
+                    prefix: prefix_of(i, spec),
+                    label: match (&dev, &i.name) {
+                        (Some(d), Some(n)) if i.ip.is_ipv4() => Some(format!("{d}:{n}")),
+                        _ => None,
+                    },
+                    dev,
+                }
+            })
+            .collect();
+        let lback4 = match ifs.lback {
+            Some(IpAddr::V4(a)) => a,
+            _ => vs_net::default_lback4(spec.context.get()),
+        };
+        SharedNet { addresses, lback4 }
+    }
+
+    /// What the BPF programs allow.
+    pub fn guest_addrs(&self) -> vs_net::GuestAddrs {
+        let mut a = vs_net::GuestAddrs {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            lback4: self.lback4,
+            lback6: None,
+        };
+        for addr in &self.addresses {
+            match addr.ip {
+                IpAddr::V4(v) => a.v4.push(v),
+                IpAddr::V6(v) => a.v6.push(v),
+            }
+        }
+        a
+    }
+}
+
+fn ip(args: &[String]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("ip", "run iproute2", e))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn present(a: &Address, dev: &str) -> Result<bool> {
+    let out = ip(&[
+        "-o".into(),
+        "addr".into(),
+        "show".into(),
+        "dev".into(),
+        dev.into(),
+    ])?;
+    Ok(out
+        .split_whitespace()
+        .any(|w| w.split('/').next() == Some(&a.ip.to_string())))
+}
+
+/// Puts the guest's addresses on their devices; returns those it added
+/// (and so must remove at stop). On failure, removes what it added.
+pub fn add_addresses(net: &SharedNet) -> Result<Vec<Address>> {
+    let mut added = Vec::new();
+    for a in &net.addresses {
+        let Some(dev) = &a.dev else { continue };
+        let r = (|| {
+            if present(a, dev)? {
+                return Ok(false);
+            }
+            let mut args = vec![
+                "addr".to_string(),
+                "add".into(),
+                format!("{}/{}", a.ip, a.prefix),
+                "dev".into(),
+                dev.clone(),
+            ];
+            if let Some(l) = &a.label {
+                args.extend(["label".into(), l.clone()]);
+            }
+            ip(&args).map(|_| true)
+        })();
+        match r {
+            Ok(true) => added.push(a.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                remove_addresses(&added);
+                return Err(e);
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// Removes addresses [`add_addresses`] added; errors are not fatal (the
+/// address may be gone already).
+pub fn remove_addresses(added: &[Address]) {
+    for a in added {
+        let Some(dev) = &a.dev else { continue };
+        if a.ip.is_ipv4() {
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv4/conf/{dev}/promote_secondaries"),
+                "1",
+            );
+        }
+        let _ = ip(&[
+            "addr".into(),
+            "del".into(),
+            format!("{}/{}", a.ip, a.prefix),
+            "dev".into(),
+            dev.clone(),
+        ]);
+    }
+}
+
+/// Runs `cmd` on the host confined to `addrs` (util-vserver's `chbind`):
+/// a cgroup of its own with the shared-mode programs, removed after the
+/// command ends. Returns the command's exit status.
+pub fn chbind(addrs: &vs_net::GuestAddrs, cmd: &[String]) -> Result<i32> {
+    use std::os::fd::AsFd;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let fs = vs_cgroup::CgroupFs::system()?;
+    let name = format!("chbind-{}", std::process::id());
+    let cg = vs_cgroup::GuestCgroup::create(&fs, None, &name)?;
+    let run = || -> Result<i32> {
+        let fd = cg.v2_dir_fd()?;
+        vs_net::attach(fd.as_fd(), addrs).map_err(|e| Error::Setup(format!("chbind: {e}")))?;
+        let cg2 = cg.clone();
+        let mut c = Command::new(&cmd[0]);
+        c.args(&cmd[1..]);
+        // SAFETY: the CLI is single-threaded, so the forked child may
+        // allocate; it only writes its pid into the cgroup's files.
+        unsafe {
+            c.pre_exec(move || {
+                cg2.join(std::process::id() as i32)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            });
+        }
+        let status = c.status().map_err(|e| Error::io(&cmd[0], "run", e))?;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    };
+    let result = run();
+    let _ = cg.kill_all();
+    let _ = cg.remove();
+    result
+}

@@ -1,0 +1,188 @@
+//! Shared network mode: VServer's IP isolation without virtual devices.
+//! Every scenario runs inside a network namespace this test makes with
+//! `unshare -n` (so only its own loopback is touched), as one shell script
+//! driving the `vserver` binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use vs_tests::{Env, Run, unique, vserver_bin};
+
+/// Builds the static probes the scenarios use into the guest tree.
+fn probe(env: &Env, guest: &str, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("probe/{name}.c"));
+    let out = env.path(&format!("var/lib/vservers/{guest}/bin/{name}"));
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc -static {name}.c");
+}
+
+/// Runs `script` in a fresh network namespace with `lo` up; `$VS` is the
+/// vserver binary. Guests are stopped at the end whatever happens.
+fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
+    let stops: String = guests
+        .iter()
+        .map(|g| format!("$VS {g} stop >/dev/null 2>&1; "))
+        .collect();
+    let full = format!("set -u; trap '{stops}' EXIT; ip link set lo up\n{script}");
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &full])
+        .env("VSERVER_ROOT", env.root())
+        .env("VS", vserver_bin())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.starts_with(key)).collect()
+}
+
+#[test]
+fn shared_mode_confines_guests_to_their_addresses() {
+    let env = Env::new();
+    let (a, b) = (unique("neta"), unique("netb"));
+    env.run(&[
+        &a,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4701",
+        "--interface",
+        "127.0.1.1/32",
+    ])
+    .ok();
+    env.run(&[
+        &b,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4702",
+        "--interface",
+        "127.0.1.2/32",
+    ])
+    .ok();
+    for g in [&a, &b] {
+        probe(&env, g, "unixconnect");
+        let www = env.path(&format!("var/lib/vservers/{g}/www"));
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), format!("{g}\n")).unwrap();
+    }
+    let script = format!(
+        r#"
+A={a}; B={b}
+$VS $A start && $VS $B start || exit 90
+# Both serve on 0.0.0.0:8080; bind(ANY) lands on each guest's own address.
+$VS $A exec httpd -p 0.0.0.0:8080 -h /www
+$VS $B exec httpd -p 0.0.0.0:8080 -h /www
+sleep 0.3
+echo "hostA $(busybox wget -qO- http://127.0.1.1:8080/index.html)"
+echo "hostB $(busybox wget -qO- http://127.0.1.2:8080/index.html)"
+# A cannot bind B's address nor the host's.
+$VS $A exec httpd -f -p 127.0.1.2:8081 -h /www; echo "bindB $?"
+$VS $A exec httpd -f -p 127.0.0.5:8081 -h /www; echo "bindHost $?"
+# A client in A shows A's address to the host.
+python3 -c '
+import socket,sys
+s=socket.socket(); s.bind(("127.0.9.9",7000)); s.listen(1); s.settimeout(10)
+c,addr=s.accept(); print("peer", addr[0]); sys.stdout.flush()' > peer.txt &
+sleep 0.3
+$VS $A exec sh -c 'echo hi | nc 127.0.9.9 7000' >/dev/null 2>&1
+wait; cat peer.txt
+# A's localhost server: reachable inside A, not from B.
+$VS $A exec httpd -p 127.0.0.1:9000 -h /www
+sleep 0.2
+echo "lbA $($VS $A exec wget -qO- http://127.0.0.1:9000/index.html)"
+echo "lbB $($VS $B exec wget -T 2 -qO- http://127.0.0.1:9000/index.html 2>/dev/null || echo refused)"
+# Abstract unix sockets of the host are out of reach.
+python3 -c '
+import socket,time
+s=socket.socket(socket.AF_UNIX); s.bind("\0vserver-test-abstract"); s.listen(1); time.sleep(3)' &
+sleep 0.3
+echo "unix $($VS $A exec /bin/unixconnect @vserver-test-abstract)"
+kill %1 2>/dev/null
+"#
+    );
+    let r = in_netns(&env, &[&a, &b], &script);
+    let out = &r.stdout;
+    assert_eq!(
+        lines_with(out, "hostA "),
+        [format!("hostA {a}").as_str()],
+        "{r:#?}"
+    );
+    assert_eq!(
+        lines_with(out, "hostB "),
+        [format!("hostB {b}").as_str()],
+        "{r:#?}"
+    );
+    assert_ne!(lines_with(out, "bindB ")[0], "bindB 0", "{r:#?}");
+    assert_ne!(lines_with(out, "bindHost ")[0], "bindHost 0", "{r:#?}");
+    assert_eq!(lines_with(out, "peer "), ["peer 127.0.1.1"], "{r:#?}");
+    assert_eq!(
+        lines_with(out, "lbA "),
+        [format!("lbA {a}").as_str()],
+        "{r:#?}"
+    );
+    assert_eq!(lines_with(out, "lbB "), ["lbB refused"], "{r:#?}");
+    let unix = lines_with(out, "unix ");
+    assert!(unix[0].starts_with("unix refused"), "{r:#?}");
+    // Stopped: nothing of either guest is left.
+    for g in [&a, &b] {
+        assert!(!Path::new("/sys/fs/cgroup/unified/vserver").join(g).exists());
+        assert!(!env.path(&format!("run/vservers/{g}/state.json")).exists());
+    }
+}
+
+#[test]
+fn addresses_on_a_device_are_added_at_start_and_removed_at_stop() {
+    let env = Env::new();
+    let g = unique("netdev");
+    env.run(&[
+        &g,
+        "build",
+        "-m",
+        "busybox",
+        "--interface",
+        "web=vsveth0:10.77.0.2/24",
+    ])
+    .ok();
+    let script = format!(
+        r#"
+ip link add vsveth0 type veth peer name vsveth1 || exit 91
+ip addr add 10.77.0.1/24 dev vsveth0
+ip link set vsveth0 up; ip link set vsveth1 up
+$VS {g} start || exit 92
+echo "during $(ip -o -4 addr show dev vsveth0 | tr -s ' \\\n' ' ')"
+$VS {g} stop
+echo "after $(ip -o addr show dev vsveth0 | awk '{{print $4}}' | tr '\n' ' ')"
+"#
+    );
+    let r = in_netns(&env, &[&g], &script);
+    let during = lines_with(&r.stdout, "during ")
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert!(
+        during.contains("10.77.0.2/24") && during.contains("vsveth0:web"),
+        "{r:#?}"
+    );
+    assert!(during.contains("10.77.0.1/24"), "{r:#?}");
+    let after = lines_with(&r.stdout, "after ")
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert!(
+        !after.contains("10.77.0.2") && after.contains("10.77.0.1/24"),
+        "the host's own address stays: {r:#?}"
+    );
+}
