@@ -162,6 +162,20 @@ impl Env {
         out
     }
 
+    /// Writes `content` into the configuration file `rel` of guest `guest`.
+    pub fn write_cfg(&self, guest: &str, rel: &str, content: &str) {
+        let p = self.path(&format!("etc/vservers/{guest}/{rel}"));
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("create config dir");
+        std::fs::write(p, content).expect("write config file");
+    }
+
+    /// Runs `vserver GUEST exec CMD...`.
+    pub fn exec(&self, guest: &str, cmd: &[&str]) -> Run {
+        let mut args = vec![guest, "exec"];
+        args.extend_from_slice(cmd);
+        self.run(&args)
+    }
+
     /// Paths below the prefix that hold anything of guest `name`.
     pub fn traces_of(&self, name: &str) -> Vec<String> {
         self.tree()
@@ -194,6 +208,15 @@ impl Drop for Env {
 impl Default for Env {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Stops a guest when dropped, so a failing test leaves nothing running.
+pub struct Stopper<'a>(pub &'a Env, pub String);
+
+impl Drop for Stopper<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&[&self.1, "stop"]);
     }
 }
 

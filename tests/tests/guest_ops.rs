@@ -5,7 +5,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vs_tests::{Env, Run, unique};
+use vs_tests::{Env, Stopper, unique};
 
 fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
     let name = unique(prefix);
@@ -13,25 +13,6 @@ fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     env.run(&args).ok();
     name
-}
-
-fn cfg(env: &Env, name: &str, rel: &str, content: &str) {
-    let p = env.path(&format!("etc/vservers/{name}/{rel}"));
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, content).unwrap();
-}
-
-fn exec(env: &Env, name: &str, cmd: &[&str]) -> Run {
-    let mut args = vec![name, "exec"];
-    args.extend_from_slice(cmd);
-    env.run(&args)
-}
-
-struct Stopper<'a>(&'a Env, String);
-impl Drop for Stopper<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(&[&self.1, "stop"]);
-    }
 }
 
 #[test]
@@ -99,7 +80,8 @@ fn suexec_runs_as_a_guest_user_and_exec_leaks_nothing_of_the_host() {
     );
     // The exec'd process is a child of the guest's world, not dumpable
     // helpers: its parent is not visible inside (ppid 0).
-    let ppid = exec(&env, &name, &["sh", "-c", "grep PPid /proc/$$/status"])
+    let ppid = env
+        .exec(&name, &["sh", "-c", "grep PPid /proc/$$/status"])
         .ok()
         .stdout;
     assert_eq!(ppid.split_whitespace().last(), Some("0"), "{ppid}");
@@ -111,8 +93,7 @@ fn ps_kill_and_wait_from_the_host() {
     let name = guest(&env, "pkw", &["--context", "4400"]);
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
-    exec(
-        &env,
+    env.exec(
         &name,
         &["sh", "-c", "sleep 777 </dev/null >/dev/null 2>&1 &"],
     )
@@ -132,14 +113,15 @@ fn ps_kill_and_wait_from_the_host() {
         ps.lines().skip(1).all(|l| l.contains("4400 ")),
         "only the guest's processes: {ps}"
     );
-    let pid_in = exec(&env, &name, &["pidof", "sleep"])
+    let pid_in = env
+        .exec(&name, &["pidof", "sleep"])
         .ok()
         .stdout
         .trim()
         .to_string();
     env.run(&[&name, "kill", "-s", "KILL", &pid_in]).ok();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while exec(&env, &name, &["pidof", "sleep"]).code == 0 {
+    while env.exec(&name, &["pidof", "sleep"]).code == 0 {
         assert!(Instant::now() < deadline, "sleep survived kill");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -168,8 +150,7 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
         "post-stop",
         "postpost-stop",
     ] {
-        cfg(
-            &env,
+        env.write_cfg(
             &name,
             &format!("scripts/{hook}"),
             &format!("echo \"$1 $2\" >> {}\n", log.display()),
@@ -190,7 +171,7 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
     .map(|h| format!("{h} {name}\n"))
     .collect();
     assert_eq!(got, want);
-    cfg(&env, &name, "scripts/pre-start.d/10-fail", "exit 3\n");
+    env.write_cfg(&name, "scripts/pre-start.d/10-fail", "exit 3\n");
     let r = env.run(&[&name, "start"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("pre-start hook failed"), "{r:#?}");
@@ -223,14 +204,12 @@ fn a_privileged_guest_runs_without_a_user_namespace() {
     let name = guest(&env, "privd", &["--privileged"]);
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
-    let map = exec(&env, &name, &["cat", "/proc/self/uid_map"])
-        .ok()
-        .stdout;
+    let map = env.exec(&name, &["cat", "/proc/self/uid_map"]).ok().stdout;
     assert_eq!(
         map.split_whitespace().collect::<Vec<_>>(),
         ["0", "0", "4294967295"]
     );
-    let status = exec(&env, &name, &["cat", "/proc/self/status"]).ok().stdout;
+    let status = env.exec(&name, &["cat", "/proc/self/status"]).ok().stdout;
     // The secure list: no SYS_ADMIN (21), no MKNOD (27), no NET_RAW (13), no DAC_READ_SEARCH (2).
     let bnd = u64::from_str_radix(
         status.lines().find(|l| l.starts_with("CapBnd:")).unwrap()[7..].trim(),
@@ -241,11 +220,12 @@ fn a_privileged_guest_runs_without_a_user_namespace() {
         assert_eq!(bnd & (1 << cap), 0, "cap {cap} in {bnd:x}");
     }
     assert_ne!(
-        exec(&env, &name, &["mknod", "/tmp/null", "c", "1", "3"]).code,
+        env.exec(&name, &["mknod", "/tmp/null", "c", "1", "3"]).code,
         0
     );
     assert_ne!(
-        exec(&env, &name, &["mount", "-t", "tmpfs", "none", "/mnt"]).code,
+        env.exec(&name, &["mount", "-t", "tmpfs", "none", "/mnt"])
+            .code,
         0
     );
 }
@@ -254,19 +234,18 @@ fn a_privileged_guest_runs_without_a_user_namespace() {
 fn personality_fstab_and_rlimits_apply() {
     let env = Env::new();
     let name = guest(&env, "pers", &[]);
-    cfg(&env, &name, "personality", "linux_32bit\n");
-    cfg(
-        &env,
+    env.write_cfg(&name, "personality", "linux_32bit\n");
+    env.write_cfg(
         &name,
         "fstab",
         "none /tmp tmpfs size=8m,mode=1777 0 0\nnone /srv/scratch tmpfs size=1m 0 0\n",
     );
-    cfg(&env, &name, "ulimits/nofile.soft", "200\n");
-    cfg(&env, &name, "ulimits/nofile.hard", "300\n");
+    env.write_cfg(&name, "ulimits/nofile.soft", "200\n");
+    env.write_cfg(&name, "ulimits/nofile.hard", "300\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
-    assert_eq!(exec(&env, &name, &["uname", "-m"]).ok().stdout, "i686\n");
-    let mounts = exec(&env, &name, &["cat", "/proc/mounts"]).ok().stdout;
+    assert_eq!(env.exec(&name, &["uname", "-m"]).ok().stdout, "i686\n");
+    let mounts = env.exec(&name, &["cat", "/proc/mounts"]).ok().stdout;
     assert!(mounts.contains(" /srv/scratch tmpfs "), "{mounts}");
     assert!(
         mounts
@@ -274,7 +253,8 @@ fn personality_fstab_and_rlimits_apply() {
             .any(|l| l.contains(" /tmp tmpfs ") && l.contains("size=8192k")),
         "{mounts}"
     );
-    let lim = exec(&env, &name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
+    let lim = env
+        .exec(&name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
         .ok()
         .stdout;
     assert_eq!(lim, "200\n300\n");
@@ -288,7 +268,7 @@ fn personality_fstab_and_rlimits_apply() {
     // or the mount lands inside the guest; never on the host.
     let r = env.run(&[&name, "start"]);
     if r.code == 0 {
-        let mounts = exec(&env, &name, &["cat", "/proc/mounts"]).ok().stdout;
+        let mounts = env.exec(&name, &["cat", "/proc/mounts"]).ok().stdout;
         assert!(mounts.contains("/scratch tmpfs"), "{mounts}");
     } else {
         assert!(r.stderr.contains("/srv"), "{r:#?}");
@@ -309,22 +289,22 @@ fn ccap_set_utsname_decides_whether_the_guest_may_rename_itself() {
     let env = Env::new();
     let free = guest(&env, "uts", &[]);
     let fixed = guest(&env, "utsfix", &[]);
-    cfg(&env, &fixed, "ccapabilities", "~SET_UTSNAME\n");
+    env.write_cfg(&fixed, "ccapabilities", "~SET_UTSNAME\n");
     for n in [&free, &fixed] {
         env.run(&[n, "start"]).ok();
     }
     let _a = Stopper(&env, free.clone());
     let _b = Stopper(&env, fixed.clone());
     assert_eq!(
-        exec(&env, &free, &["sh", "-c", "hostname renamed && hostname"])
+        env.exec(&free, &["sh", "-c", "hostname renamed && hostname"])
             .ok()
             .stdout,
         "renamed\n"
     );
-    let r = exec(&env, &fixed, &["hostname", "renamed"]);
+    let r = env.exec(&fixed, &["hostname", "renamed"]);
     assert_ne!(r.code, 0, "{r:#?}");
     assert_eq!(
-        exec(&env, &fixed, &["hostname"]).ok().stdout,
+        env.exec(&fixed, &["hostname"]).ok().stdout,
         format!("{fixed}\n")
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vs_tests::{Env, Run, unique};
+use vs_tests::{Env, Stopper, unique};
 
 /// A busybox guest built in `env`.
 fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
@@ -22,12 +22,6 @@ fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     env.run(&args).ok();
     name
-}
-
-fn exec(env: &Env, name: &str, cmd: &[&str]) -> Run {
-    let mut args = vec![name, "exec"];
-    args.extend_from_slice(cmd);
-    env.run(&args)
 }
 
 fn state(env: &Env, name: &str) -> serde_json::Value {
@@ -89,14 +83,6 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Stops the guest at the end of a test, even a failing one.
-struct Stopper<'a>(&'a Env, String);
-impl Drop for Stopper<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(&[&self.1, "stop"]);
-    }
-}
-
 #[test]
 fn a_started_guest_is_a_security_context() {
     let env = Env::new();
@@ -115,19 +101,19 @@ fn a_started_guest_is_a_security_context() {
     assert_eq!(env.run(&[&name, "running"]).code, 0);
 
     assert_eq!(
-        exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+        env.exec(&name, &["cat", "/proc/1/comm"]).ok().stdout,
         "init\n"
     );
-    assert_eq!(exec(&env, &name, &["hostname"]).ok().stdout, "guesthost\n");
+    assert_eq!(env.exec(&name, &["hostname"]).ok().stdout, "guesthost\n");
 
     // Only the guest's processes: init, and ps itself (plus its shell-less parent).
-    let ps = exec(&env, &name, &["ps", "-o", "pid,comm"]).ok().stdout;
+    let ps = env.exec(&name, &["ps", "-o", "pid,comm"]).ok().stdout;
     let rows: Vec<&str> = ps.lines().skip(1).collect();
     assert!(rows.len() <= 4, "{ps}");
     assert!(rows.iter().any(|r| r.trim() == "1 init"), "{ps}");
 
     // Bounding set: DESIGN §4's user-namespace default; a uid map.
-    let status = exec(&env, &name, &["cat", "/proc/self/status"]).ok().stdout;
+    let status = env.exec(&name, &["cat", "/proc/self/status"]).ok().stdout;
     let capbnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
     let denied = [16u32, 17, 25, 32, 33, 34, 35, 36, 13]; // SYS_MODULE RAWIO TIME MAC_* SYSLOG WAKE_ALARM BLOCK_SUSPEND NET_RAW
     let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -140,21 +126,18 @@ fn a_started_guest_is_a_security_context() {
         want &= !(1u64 << d);
     }
     assert_eq!(capbnd, format!("CapBnd:\t{want:016x}"), "{status}");
-    let uid_map = exec(&env, &name, &["cat", "/proc/self/uid_map"])
-        .ok()
-        .stdout;
+    let uid_map = env.exec(&name, &["cat", "/proc/self/uid_map"]).ok().stdout;
     assert_eq!(
         uid_map.split_whitespace().collect::<Vec<_>>(),
         ["0", &(4300u64 * 65536).to_string(), "65536"]
     );
 
     // What root inside must not do.
-    let r = exec(&env, &name, &["sh", "-c", "echo h > /proc/sysrq-trigger"]);
+    let r = env.exec(&name, &["sh", "-c", "echo h > /proc/sysrq-trigger"]);
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = exec(&env, &name, &["mknod", "/tmp/blk", "b", "8", "0"]);
+    let r = env.exec(&name, &["mknod", "/tmp/blk", "b", "8", "0"]);
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = exec(
-        &env,
+    let r = env.exec(
         &name,
         &[
             "sh",
@@ -163,8 +146,7 @@ fn a_started_guest_is_a_security_context() {
         ],
     );
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = exec(
-        &env,
+    let r = env.exec(
         &name,
         &[
             "sh",
@@ -184,7 +166,8 @@ fn a_started_guest_is_a_security_context() {
         );
     }
     // The guest's uptime counts from its start.
-    let inside: f64 = exec(&env, &name, &["cat", "/proc/uptime"])
+    let inside: f64 = env
+        .exec(&name, &["cat", "/proc/uptime"])
         .ok()
         .stdout
         .split_whitespace()
@@ -227,7 +210,7 @@ fn the_chroot_escape_of_the_paper_ends_inside_the_guest() {
     );
     env.run(&[&name, "start"]).ok();
     let _stop = Stopper(&env, name.clone());
-    let out = exec(&env, &name, &["/bin/escape"]).ok();
+    let out = env.exec(&name, &["/bin/escape"]).ok();
     assert_eq!(out.stdout, "guesthost\n", "{out:#?}");
 }
 
@@ -238,7 +221,7 @@ fn reboot_inside_restarts_and_halt_stops() {
     env.run(&[&name, "start"]).ok();
     let _stop = Stopper(&env, name.clone());
     let first = state(&env, &name)["init_pid"].as_i64().unwrap();
-    let _ = exec(&env, &name, &["reboot", "-f"]);
+    let _ = env.exec(&name, &["reboot", "-f"]);
     wait_for("a new init", Duration::from_secs(10), || {
         env.path(&format!("run/vservers/{name}/state.json"))
             .exists()
@@ -246,10 +229,10 @@ fn reboot_inside_restarts_and_halt_stops() {
             && env.run(&[&name, "running"]).code == 0
     });
     assert_eq!(
-        exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+        env.exec(&name, &["cat", "/proc/1/comm"]).ok().stdout,
         "init\n"
     );
-    let _ = exec(&env, &name, &["halt", "-f"]);
+    let _ = env.exec(&name, &["halt", "-f"]);
     wait_for("the guest to stop", Duration::from_secs(10), || {
         env.run(&[&name, "status"]).code == 3
     });
@@ -280,7 +263,7 @@ fn the_guest_survives_its_monitor_and_stop_still_cleans_up() {
     });
     assert_eq!(env.run(&[&name, "status"]).code, 0);
     assert_eq!(
-        exec(&env, &name, &["echo", "still here"]).ok().stdout,
+        env.exec(&name, &["echo", "still here"]).ok().stdout,
         "still here\n"
     );
     env.run(&[&name, "stop"]).ok();
@@ -312,8 +295,7 @@ fn stop_of_a_guest_ignoring_sigterm_finishes_within_the_killseq() {
     .unwrap();
     env.run(&[&name, "start"]).ok();
     let _stop = Stopper(&env, name.clone());
-    exec(
-        &env,
+    env.exec(
         &name,
         &[
             "sh",
@@ -341,24 +323,23 @@ fn two_guests_cannot_see_each_other() {
     let _sa = Stopper(&env, a.clone());
     env.run(&[&b, "start"]).ok();
     let _sb = Stopper(&env, b.clone());
-    exec(
-        &env,
-        &b,
-        &["sh", "-c", "sleep 4242 </dev/null >/dev/null 2>&1 &"],
-    )
-    .ok();
-    let ps = exec(&env, &a, &["ps", "-o", "pid,args"]).ok().stdout;
+    env.exec(&b, &["sh", "-c", "sleep 4242 </dev/null >/dev/null 2>&1 &"])
+        .ok();
+    let ps = env.exec(&a, &["ps", "-o", "pid,args"]).ok().stdout;
     assert!(!ps.contains("4242"), "{ps}");
     // B's sleeper, by its pid inside B, is not reachable from A.
-    let pid_in_b = exec(&env, &b, &["pidof", "sleep"])
+    let pid_in_b = env
+        .exec(&b, &["pidof", "sleep"])
         .ok()
         .stdout
         .trim()
         .to_string();
-    let r = exec(&env, &a, &["kill", "-0", &pid_in_b]);
+    let r = env.exec(&a, &["kill", "-0", &pid_in_b]);
     if r.code == 0 {
         // That pid exists in A as one of A's own processes, never B's.
-        let comm = exec(&env, &a, &["cat", &format!("/proc/{pid_in_b}/cmdline")]).stdout;
+        let comm = env
+            .exec(&a, &["cat", &format!("/proc/{pid_in_b}/cmdline")])
+            .stdout;
         assert!(!comm.contains("4242"), "{comm}");
     }
 }
@@ -408,7 +389,7 @@ fn start_twice_and_fifty_cycles_leak_nothing() {
     assert!(st == 0 || st == 3, "{st}");
     if st == 0 {
         assert_eq!(
-            exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+            env.exec(&name, &["cat", "/proc/1/comm"]).ok().stdout,
             "init\n"
         );
     }

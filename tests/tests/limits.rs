@@ -4,32 +4,13 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use vs_tests::{Env, Run, unique};
+use vs_tests::{Env, Stopper, unique};
 
 fn guest(env: &Env, prefix: &str, ctx: &str) -> String {
     let name = unique(prefix);
     env.run(&[&name, "build", "-m", "busybox", "--context", ctx])
         .ok();
     name
-}
-
-fn cfg(env: &Env, name: &str, rel: &str, content: &str) {
-    let p = env.path(&format!("etc/vservers/{name}/{rel}"));
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, content).unwrap();
-}
-
-fn exec(env: &Env, name: &str, cmd: &[&str]) -> Run {
-    let mut args = vec![name, "exec"];
-    args.extend_from_slice(cmd);
-    env.run(&args)
-}
-
-struct Stopper<'a>(&'a Env, String);
-impl Drop for Stopper<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(&[&self.1, "stop"]);
-    }
 }
 
 /// The `vlimit -a -d` line of `res`: [min, soft, hard, current, max, hits].
@@ -46,12 +27,11 @@ fn vlimit(env: &Env, name: &str, res: &str) -> Vec<String> {
 fn rss_hard_oom_kills_inside_only_and_counts_the_hit() {
     let env = Env::new();
     let name = guest(&env, "oom", "4601");
-    cfg(&env, &name, "rlimits/rss.hard", "16384\n");
+    env.write_cfg(&name, "rlimits/rss.hard", "16384\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let before: u64 = vlimit(&env, &name, "rss")[5].parse().unwrap();
-    let r = exec(
-        &env,
+    let r = env.exec(
         &name,
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
     );
@@ -59,7 +39,7 @@ fn rss_hard_oom_kills_inside_only_and_counts_the_hit() {
     // The guest and its other processes live on.
     assert_eq!(env.run(&[&name, "status"]).code, 0);
     assert_eq!(
-        exec(&env, &name, &["cat", "/proc/1/comm"]).ok().stdout,
+        env.exec(&name, &["cat", "/proc/1/comm"]).ok().stdout,
         "init\n"
     );
     let line = vlimit(&env, &name, "rss");
@@ -76,11 +56,10 @@ fn rss_hard_oom_kills_inside_only_and_counts_the_hit() {
 fn nproc_stops_a_fork_bomb_and_reports_the_hit() {
     let env = Env::new();
     let name = guest(&env, "npr", "4602");
-    cfg(&env, &name, "rlimits/nproc", "40\n");
+    env.write_cfg(&name, "rlimits/nproc", "40\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
-    let r = exec(
-        &env,
+    let r = env.exec(
         &name,
         &["sh", "-c", "for i in $(seq 100); do sleep 3 & done; wait"],
     );
@@ -102,8 +81,8 @@ fn nproc_stops_a_fork_bomb_and_reports_the_hit() {
 fn fill_rate_1_interval_4_is_a_quarter_of_a_cpu() {
     let env = Env::new();
     let name = guest(&env, "cpu", "4603");
-    cfg(&env, &name, "sched/fill-rate", "1\n");
-    cfg(&env, &name, "sched/interval", "4\n");
+    env.write_cfg(&name, "sched/fill-rate", "1\n");
+    env.write_cfg(&name, "sched/interval", "4\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let before = serde_json::from_str::<serde_json::Value>(
@@ -112,11 +91,7 @@ fn fill_rate_1_interval_4_is_a_quarter_of_a_cpu() {
     .unwrap()["stats"]["cpu_usage_usec"]
         .as_u64()
         .unwrap();
-    let _ = exec(
-        &env,
-        &name,
-        &["timeout", "3", "sh", "-c", "while :; do :; done"],
-    );
+    let _ = env.exec(&name, &["timeout", "3", "sh", "-c", "while :; do :; done"]);
     let json: serde_json::Value =
         serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
     let used = json["stats"]["cpu_usage_usec"].as_u64().unwrap() - before;
@@ -146,8 +121,7 @@ fn vlimit_changes_a_running_guest_at_once() {
         .unwrap();
     assert!(st.success());
     assert_eq!(vlimit(&env, &name, "rss")[2], "8192");
-    let r = exec(
-        &env,
+    let r = env.exec(
         &name,
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
     );
@@ -237,7 +211,7 @@ fn pause_stops_the_guest_and_resume_lets_it_go_on() {
     let _s = Stopper(&env, name.clone());
     // The counter writes to the guest's root tree, which the host can read
     // while the guest is frozen (an exec would be frozen too).
-    exec(&env, &name, &["sh", "-c", "(i=0; while :; do i=$((i+1)); echo $i > /var/count; sleep 0.02; done) </dev/null >/dev/null 2>&1 &"]).ok();
+    env.exec(&name, &["sh", "-c", "(i=0; while :; do i=$((i+1)); echo $i > /var/count; sleep 0.02; done) </dev/null >/dev/null 2>&1 &"]).ok();
     let file = env.path(&format!("var/lib/vservers/{name}/var/count"));
     let count = || {
         fs::read_to_string(&file)
@@ -260,8 +234,14 @@ fn pause_stops_the_guest_and_resume_lets_it_go_on() {
         serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
     assert_eq!(json["stats"]["frozen"], true);
     env.run(&[&name, "resume"]).ok();
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(count() > c2, "the counter moves again after resume");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() <= c2 {
+        assert!(
+            Instant::now() < deadline,
+            "the counter never moved again after resume"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -273,7 +253,7 @@ fn bad_limit_values_fail_the_start_naming_the_file() {
         ("sched/interval", "0", "sched/interval: invalid value '0'"),
         ("cpuset/cpus", "99", "cpuset/cpus: invalid value '99'"),
     ] {
-        cfg(&env, &name, file, &format!("{value}\n"));
+        env.write_cfg(&name, file, &format!("{value}\n"));
         let r = env.run(&[&name, "start"]);
         assert_ne!(r.code, 0, "{file}");
         assert!(r.stderr.contains(needle), "{file}: {r:#?}");
