@@ -764,10 +764,9 @@ mod tests {
     }
 
     #[test]
-    fn ensure_running_starts_one_instance_and_then_finds_it() {
-        if !is_root() {
-            return;
-        }
+    #[ignore = "needs root: scripts/test runs it (cargo test -- --ignored root_)"]
+    fn root_ensure_running_starts_one_instance_and_then_finds_it() {
+        assert!(is_root(), "this test needs root");
         require_lxcfs();
         let inst = Instance::new();
         // Two guests starting at once.
@@ -836,7 +835,7 @@ mod tests {
     /// Environment variables that turn [`userns_helper`] on.
     const HELPER_DIR: &str = "VS_LXCFS_TEST_DIR";
 
-    /// Run by [`a_guest_root_binds_the_files_and_free_shows_the_limit`] in
+    /// Run by [`root_a_guest_root_binds_the_files_and_free_shows_the_limit`] in
     /// a user namespace whose root is an unprivileged host uid, like a
     /// guest's init after `become_root`; does nothing otherwise.
     #[test]
@@ -857,10 +856,9 @@ mod tests {
     }
 
     #[test]
-    fn a_guest_root_binds_the_files_and_free_shows_the_limit() {
-        if !is_root() {
-            return;
-        }
+    #[ignore = "needs root: scripts/test runs it (cargo test -- --ignored root_)"]
+    fn root_a_guest_root_binds_the_files_and_free_shows_the_limit() {
+        assert!(is_root(), "this test needs root");
         require_lxcfs();
         let inst = Instance::new();
         let m = ensure_running(&inst.dir, Some(&inst.log)).unwrap();

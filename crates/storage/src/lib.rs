@@ -346,12 +346,11 @@ mod tests {
     }
 
     #[test]
-    fn remove_root_clears_immutable_flags() {
+    #[ignore = "needs root: scripts/test runs it (cargo test -- --ignored root_)"]
+    fn root_remove_root_clears_immutable_flags() {
         // Setting the flags needs CAP_LINUX_IMMUTABLE: as another user there
         // is nothing to test.
-        if !is_root() {
-            return;
-        }
+        assert!(is_root(), "this test needs root");
         use rustix::fs::{IFlags, ioctl_setflags};
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("vservers/g");
@@ -383,10 +382,9 @@ mod tests {
     }
 
     #[test]
-    fn remove_root_refuses_mounts_inside() {
-        if !is_root() {
-            return;
-        }
+    #[ignore = "needs root: scripts/test runs it (cargo test -- --ignored root_)"]
+    fn root_remove_root_refuses_mounts_inside() {
+        assert!(is_root(), "this test needs root");
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("vservers/g");
         create_root(&root, Backend::Dir).unwrap();
