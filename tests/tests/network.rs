@@ -186,3 +186,69 @@ echo "after $(ip -o addr show dev vsveth0 | awk '{{print $4}}' | tr '\n' ' ')"
         "the host's own address stays: {r:#?}"
     );
 }
+
+#[test]
+fn private_mode_gives_a_guest_its_own_stack_behind_a_bridge_with_nat() {
+    let env = Env::new();
+    let g = unique("netpriv");
+    env.run(&[
+        &g,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4720",
+        "--interface",
+        "10.88.0.2/24",
+    ])
+    .ok();
+    env.write_cfg(&g, "netns/bridge", "vsbr0\n");
+    env.write_cfg(&g, "netns/gateway", "10.88.0.1\n");
+    env.write_cfg(&g, "netns/nat", "");
+    probe(&env, &g, "rawsock");
+    probe(&env, &g, "pingsock");
+    let script = format!(
+        r#"
+G={g}
+# The "WAN": another namespace of this test, reachable from ours only.
+unshare -n sleep 60 & WAN=$!
+sleep 0.2
+ip link add up0 type veth peer name wan0 netns $WAN
+ip addr add 192.168.77.1/24 dev up0; ip link set up0 up
+nsenter --net=/proc/$WAN/ns/net sh -c 'ip link set lo up; ip addr add 192.168.77.2/24 dev wan0; ip link set wan0 up'
+nsenter --net=/proc/$WAN/ns/net python3 -m http.server -b 192.168.77.2 8001 >/dev/null 2>&1 &
+ip link add vsbr0 type bridge; ip addr add 10.88.0.1/24 dev vsbr0; ip link set vsbr0 up
+sysctl -qw net.ipv4.ip_forward=1
+python3 -m http.server -b 10.88.0.1 8000 >/dev/null 2>&1 &
+sleep 0.5
+$VS $G start || exit 93
+echo "links $($VS $G exec ip -o link | awk -F': ' '{{print $2}}' | cut -d@ -f1 | sort | tr '\n' ' ')"
+echo "bridge $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 10.88.0.1 8000 | head -1 | cut -d' ' -f2)"
+echo "$($VS $G exec /bin/pingsock 10.88.0.1)"
+echo "$($VS $G exec /bin/rawsock)"
+echo "nat $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 192.168.77.2 8001 | head -1 | cut -d' ' -f2)"
+echo "rules $(nft list ruleset | grep -c masquerade)"
+$VS $G stop
+echo "after-rules $(nft list ruleset | grep -c masquerade)"
+echo "after-veth $(ip link show vs4720 >/dev/null 2>&1 && echo present || echo gone)"
+kill $WAN %2 %3 2>/dev/null
+"#
+    );
+    let r = in_netns(&env, &[&g], &script);
+    let out = &r.stdout;
+    assert_eq!(lines_with(out, "links "), ["links eth0 lo "], "{r:#?}");
+    assert_eq!(lines_with(out, "bridge "), ["bridge 200"], "{r:#?}");
+    assert_eq!(lines_with(out, "ping "), ["ping ok"], "{r:#?}");
+    assert!(
+        lines_with(out, "raw ")[0].starts_with("raw refused"),
+        "{r:#?}"
+    );
+    assert_eq!(lines_with(out, "nat "), ["nat 200"], "{r:#?}");
+    assert_eq!(lines_with(out, "rules "), ["rules 1"], "{r:#?}");
+    assert_eq!(lines_with(out, "after-rules "), ["after-rules 0"], "{r:#?}");
+    assert_eq!(
+        lines_with(out, "after-veth "),
+        ["after-veth gone"],
+        "{r:#?}"
+    );
+}

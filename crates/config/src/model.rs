@@ -603,6 +603,13 @@ pub struct Netns {
     pub name: Option<String>,
     /// `netns/shared`.
     pub shared: bool,
+    /// `netns/bridge` (extension): the host bridge the guest's veth joins
+    /// (created if missing); routed without one.
+    pub bridge: Option<String>,
+    /// `netns/gateway` (extension): the guest's default route.
+    pub gateway: Option<IpAddr>,
+    /// `netns/nat` (extension): masquerade the guest's addresses.
+    pub nat: bool,
     /// `netns/interfaces/<dir>/`.
     pub interfaces: BTreeMap<String, NetnsInterface>,
 }

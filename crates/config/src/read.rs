@@ -1006,6 +1006,9 @@ impl<'a> Reader<'a> {
         let mut ns = Netns {
             name: self.token("netns/name", "a namespace name without spaces")?,
             shared: self.flag("netns/shared"),
+            bridge: self.ifname("netns/bridge", "a bridge name")?,
+            gateway: self.parse("netns/gateway", parse_ip)?,
+            nat: self.flag("netns/nat"),
             interfaces: BTreeMap::new(),
         };
         if let Some(n) = &ns.name

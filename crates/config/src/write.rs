@@ -496,6 +496,12 @@ impl Writer<'_> {
         self.mkdir("netns")?;
         self.scalar("netns/name", ns.name.as_deref())?;
         self.flag("netns/shared", ns.shared)?;
+        self.scalar("netns/bridge", ns.bridge.as_deref())?;
+        self.scalar(
+            "netns/gateway",
+            ns.gateway.map(|g| g.to_string()).as_deref(),
+        )?;
+        self.flag("netns/nat", ns.nat)?;
         self.prune_dirs("netns/interfaces", ns.interfaces.keys())?;
         for (name, i) in &ns.interfaces {
             let b = format!("netns/interfaces/{name}");

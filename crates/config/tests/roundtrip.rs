@@ -330,7 +330,7 @@ fn hook_scripts() -> impl Strategy<Value = HookScripts> {
 fn netns() -> impl Strategy<Value = Netns> {
     (
         opt(token()),
-        any::<bool>(),
+        (any::<bool>(), opt(ifname()), opt(ip()), any::<bool>()),
         proptest::collection::btree_map(
             "[0-9]{1,2}",
             (opt(ifname()), opt(ifname()), opt(Just("veth".to_string())))
@@ -338,9 +338,12 @@ fn netns() -> impl Strategy<Value = Netns> {
             0..3,
         ),
     )
-        .prop_map(|(name, shared, interfaces)| Netns {
+        .prop_map(|(name, (shared, bridge, gateway, nat), interfaces)| Netns {
             name,
             shared,
+            bridge,
+            gateway,
+            nat,
             interfaces,
         })
 }

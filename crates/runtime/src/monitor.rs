@@ -66,6 +66,9 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
             }
             None => None,
         };
+        if let Some(net) = &plan.private_net {
+            crate::net::setup_private(net, pid)?;
+        }
         let tree = mount::clone_tree(rustix::fs::CWD, &plan.vdir, true)?;
         if let Some(ns) = &userns {
             mount::set_attr(
@@ -120,6 +123,11 @@ pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
     }
     if let Ok(Some(st)) = state::read_state(paths, name) {
         crate::net::remove_addresses(&st.addresses);
+    }
+    if let Ok(spec) = GuestSpec::load(paths, name)
+        && spec.config.netns.is_some()
+    {
+        crate::net::teardown_private(name.as_str(), &format!("vs{}", spec.context));
     }
     state::remove_state(paths, name)
 }

@@ -214,3 +214,226 @@ pub fn chbind(addrs: &vs_net::GuestAddrs, cmd: &[String]) -> Result<i32> {
     let _ = cg.remove();
     result
 }
+
+/// Private network mode (`netns/`): the guest's own network namespace,
+/// joined to the host by a veth pair whose host end is on a bridge (or
+/// routed), with the guest's addresses, its default route and optionally
+/// NAT for its addresses through nftables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateNet {
+    /// The guest's name (NAT rules carry it as their comment).
+    pub name: String,
+    /// The host end of the veth pair (`vs<context>`).
+    pub host_if: String,
+    /// The bridge the host end joins.
+    pub bridge: Option<String>,
+    /// The guest's addresses, on its `eth0`.
+    pub addresses: Vec<Address>,
+    /// The default route inside.
+    pub gateway: Option<IpAddr>,
+    /// Masquerade the guest's addresses.
+    pub nat: bool,
+    /// ccap RAW_ICMP: unprivileged ping sockets inside.
+    pub ping: bool,
+}
+
+impl PrivateNet {
+    /// The private network of `spec`, if it has `netns/`.
+    pub fn new(spec: &GuestSpec) -> Option<PrivateNet> {
+        let ns = spec.config.netns.as_ref()?;
+        let shared = SharedNet::new(spec);
+        Some(PrivateNet {
+            name: spec.name.to_string(),
+            host_if: format!("vs{}", spec.context),
+            bridge: ns.bridge.clone(),
+            addresses: shared
+                .addresses
+                .into_iter()
+                .map(|a| Address {
+                    dev: None,
+                    label: None,
+                    ..a
+                })
+                .collect(),
+            gateway: ns.gateway,
+            nat: ns.nat,
+            ping: spec.ccaps.contains(&vs_config::CCap::RawIcmp),
+        })
+    }
+}
+
+fn in_netns(pid: i32, args: &[&str]) -> Result<()> {
+    let netns = format!("--net=/proc/{pid}/ns/net");
+    let out = Command::new("nsenter")
+        .arg(&netns)
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("nsenter", "run", e))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "in the guest's network namespace: {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+fn nat_comment(name: &str) -> String {
+    format!("vserver:{name}")
+}
+
+/// Builds the private network of the guest whose init is `pid` (before
+/// the init runs anything of the guest).
+pub fn setup_private(net: &PrivateNet, pid: i32) -> Result<()> {
+    // Leftovers of a previous init of this guest (a reboot): its NAT rules.
+    teardown_private(&net.name, &net.host_if);
+    if let Some(br) = &net.bridge
+        && ip(&["link".into(), "show".into(), br.clone()]).is_err()
+    {
+        ip(&[
+            "link".into(),
+            "add".into(),
+            br.clone(),
+            "type".into(),
+            "bridge".into(),
+        ])?;
+        ip(&["link".into(), "set".into(), br.clone(), "up".into()])?;
+    }
+    let h = net.host_if.clone();
+    ip(&[
+        "link".into(),
+        "add".into(),
+        h.clone(),
+        "type".into(),
+        "veth".into(),
+        "peer".into(),
+        "name".into(),
+        "eth0".into(),
+        "netns".into(),
+        pid.to_string(),
+    ])?;
+    let r = (|| {
+        if let Some(br) = &net.bridge {
+            ip(&[
+                "link".into(),
+                "set".into(),
+                h.clone(),
+                "master".into(),
+                br.clone(),
+            ])?;
+        }
+        ip(&["link".into(), "set".into(), h.clone(), "up".into()])?;
+        in_netns(pid, &["ip", "link", "set", "lo", "up"])?;
+        for a in &net.addresses {
+            let cidr = format!("{}/{}", a.ip, a.prefix);
+            in_netns(pid, &["ip", "addr", "add", &cidr, "dev", "eth0"])?;
+        }
+        in_netns(pid, &["ip", "link", "set", "eth0", "up"])?;
+        if let Some(gw) = net.gateway {
+            in_netns(
+                pid,
+                &["ip", "route", "add", "default", "via", &gw.to_string()],
+            )?;
+        }
+        if net.ping {
+            // ping without CAP_NET_RAW: ICMP datagram sockets for every group.
+            in_netns(
+                pid,
+                &[
+                    "sh",
+                    "-c",
+                    "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range",
+                ],
+            )?;
+        }
+        if net.nat {
+            let mut rules = String::from(
+                "add table inet vserver\nadd chain inet vserver postrouting { type nat hook postrouting priority srcnat; }\n",
+            );
+            for a in &net.addresses {
+                let fam = if a.ip.is_ipv4() { "ip" } else { "ip6" };
+                rules.push_str(&format!(
+                    "add rule inet vserver postrouting {fam} saddr {} masquerade comment \"{}\"\n",
+                    a.ip,
+                    nat_comment(&net.name)
+                ));
+            }
+            nft_stdin(&rules)?;
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        teardown_private(&net.name, &net.host_if);
+    }
+    r
+}
+
+fn nft_stdin(rules: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("nft", "run nftables (Debian package nftables)", e))?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(rules.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("nft", "wait", e))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes what [`setup_private`] made on the host: the veth (gone with the
+/// guest's namespace anyway) and the guest's NAT rules, and the `vserver`
+/// table once it holds none.
+pub fn teardown_private(name: &str, host_if: &str) {
+    let _ = ip(&["link".into(), "del".into(), host_if.into()]);
+    let Ok(out) = Command::new("nft")
+        .args(["-a", "list", "chain", "inet", "vserver", "postrouting"])
+        .output()
+    else {
+        return;
+    };
+    if !out.status.success() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let comment = format!("comment \"{}\"", nat_comment(name));
+    let mut remaining = 0;
+    for line in text
+        .lines()
+        .filter(|l| l.contains(" handle ") && l.contains("masquerade"))
+    {
+        if line.contains(&comment) {
+            if let Some(h) = line.rsplit("handle ").next() {
+                let _ = Command::new("nft")
+                    .args([
+                        "delete",
+                        "rule",
+                        "inet",
+                        "vserver",
+                        "postrouting",
+                        "handle",
+                        h.trim(),
+                    ])
+                    .status();
+            }
+        } else {
+            remaining += 1;
+        }
+    }
+    if remaining == 0 {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", "vserver"])
+            .status();
+    }
+}

@@ -76,6 +76,8 @@ pub struct Plan {
     pub lxcfs: Option<PathBuf>,
     /// Shared network mode: the guest's addresses, confined by BPF.
     pub shared_net: Option<crate::net::SharedNet>,
+    /// Private network mode (`netns/`).
+    pub private_net: Option<crate::net::PrivateNet>,
 }
 
 fn ulimit_resource(r: UlimitResource) -> Resource {
@@ -252,6 +254,7 @@ impl Plan {
             nice: spec.config.nice,
             lxcfs: None,
             shared_net: shared_net.then(|| crate::net::SharedNet::new(spec)),
+            private_net: crate::net::PrivateNet::new(spec),
         }
     }
 
