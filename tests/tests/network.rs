@@ -228,6 +228,7 @@ echo "$($VS $G exec /bin/pingsock 10.88.0.1)"
 echo "$($VS $G exec /bin/rawsock)"
 echo "nat $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 192.168.77.2 8001 | head -1 | cut -d' ' -f2)"
 echo "rules $(nft list ruleset | grep -c masquerade)"
+echo "rxbytes $($VS $G stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["network"]["rx_bytes"] > 0)')"
 $VS $G stop
 echo "after-rules $(nft list ruleset | grep -c masquerade)"
 echo "after-veth $(ip link show vs4720 >/dev/null 2>&1 && echo present || echo gone)"
@@ -245,6 +246,7 @@ kill $WAN %2 %3 2>/dev/null
     );
     assert_eq!(lines_with(out, "nat "), ["nat 200"], "{r:#?}");
     assert_eq!(lines_with(out, "rules "), ["rules 1"], "{r:#?}");
+    assert_eq!(lines_with(out, "rxbytes "), ["rxbytes True"], "{r:#?}");
     assert_eq!(lines_with(out, "after-rules "), ["after-rules 0"], "{r:#?}");
     assert_eq!(
         lines_with(out, "after-veth "),

@@ -166,6 +166,49 @@ pub struct Figures {
     pub limits: Option<vs_cgroup::CurrentLimits>,
     /// Use, maxima, hits, throttling (when running).
     pub stats: Option<vs_cgroup::Stats>,
+    /// Network traffic of a private-mode guest, as the guest sees it (from
+    /// the counters of its veth's host end). Shared-mode guests have no
+    /// device of their own to count on.
+    pub network: Option<NetCounters>,
+}
+
+/// Bytes and packets in and out of a guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetCounters {
+    /// Received by the guest.
+    pub rx_bytes: u64,
+    /// Packets received by the guest.
+    pub rx_packets: u64,
+    /// Sent by the guest.
+    pub tx_bytes: u64,
+    /// Packets sent by the guest.
+    pub tx_packets: u64,
+}
+
+/// The counters of a private-mode guest's veth (host end `vs<context>`;
+/// what the host end sends, the guest receives), from `/proc/net/dev`,
+/// which follows the reader's network namespace (`/sys/class/net` follows
+/// the one sysfs was mounted in).
+pub fn net_counters(spec: &GuestSpec) -> Option<NetCounters> {
+    spec.config.netns.as_ref()?;
+    let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
+    let want = format!("vs{}", spec.context);
+    let line = dev
+        .lines()
+        .find(|l| l.trim_start().split(':').next() == Some(want.as_str()))?;
+    let f: Vec<u64> = line
+        .split_once(':')?
+        .1
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets ...
+    Some(NetCounters {
+        rx_bytes: *f.get(8)?,
+        rx_packets: *f.get(9)?,
+        tx_bytes: *f.first()?,
+        tx_packets: *f.get(1)?,
+    })
 }
 
 /// The figures of a guest.
@@ -182,6 +225,7 @@ pub fn figures(paths: &Paths, spec: &GuestSpec) -> Result<Figures> {
         state: if running { "running" } else { "stopped" },
         limits: cg.as_ref().map(|c| c.limits()).transpose()?,
         stats: cg.as_ref().map(|c| c.stats()).transpose()?,
+        network: if running { net_counters(spec) } else { None },
     })
 }
 

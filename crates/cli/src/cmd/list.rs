@@ -29,6 +29,9 @@ struct Entry {
     /// Use, maxima, hits, throttling (running guests).
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<vs_cgroup::Stats>,
+    /// Network traffic (running private-mode guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<vs_runtime::limits::NetCounters>,
     /// Why the configuration could not be read (state `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -45,11 +48,13 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
         (Ok(s), "running") => vs_runtime::limits::figures(paths, s).ok(),
         _ => None,
     };
-    let (limits, stats) = figures.map_or((None, None), |f| (f.limits, f.stats));
+    let (limits, stats, network) =
+        figures.map_or((None, None, None), |f| (f.limits, f.stats, f.network));
     match spec {
         Ok(s) => Entry {
             limits,
             stats,
+            network,
             state,
             context: Some(s.context.get()),
             hostname: Some(s.hostname.clone()),
@@ -83,6 +88,7 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
             disabled: false,
             limits: None,
             stats: None,
+            network: None,
             error: Some(e.to_string()),
         },
     }
