@@ -254,3 +254,48 @@ kill $WAN %2 %3 2>/dev/null
         "{r:#?}"
     );
 }
+
+#[test]
+fn shared_mode_confines_ipv6_as_it_does_ipv4() {
+    let env = Env::new();
+    let g = unique("net6");
+    env.run(&[
+        &g,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4730",
+        "--interface",
+        "fd00:91::1/128",
+    ])
+    .ok();
+    let www = env.path(&format!("var/lib/vservers/{g}/www"));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "six\n").unwrap();
+    let script = format!(
+        r#"
+ip addr add fd00:91::1/128 dev lo nodad; ip addr add fd00:91::2/128 dev lo nodad
+$VS {g} start || exit 94
+$VS {g} exec httpd -p '[::]:8080' -h /www
+sleep 0.3
+echo "host6 $(busybox wget -qO- 'http://[fd00:91::1]:8080/index.html')"
+$VS {g} exec httpd -f -p '[fd00:91::2]:8081' -h /www; echo "bind6 $?"
+# The guest has no IPv4 address: binding 0.0.0.0 fails as on a host without IPv4.
+$VS {g} exec httpd -f -p 0.0.0.0:8082 -h /www; echo "bind4 $?"
+"#
+    );
+    let r = in_netns(&env, &[&g], &script);
+    let out = &r.stdout;
+    assert_eq!(lines_with(out, "host6 "), ["host6 six"], "{r:#?}");
+    assert_ne!(
+        lines_with(out, "bind6 ").first().copied(),
+        Some("bind6 0"),
+        "{r:#?}"
+    );
+    assert_ne!(
+        lines_with(out, "bind4 ").first().copied(),
+        Some("bind4 0"),
+        "{r:#?}"
+    );
+}
