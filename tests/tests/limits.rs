@@ -170,9 +170,8 @@ fn vserver_stat_prints_the_original_table() {
         row[44..54].trim().ends_with(|c: char| c.is_ascii_digit()),
         "{row}"
     );
-    // stats --json agrees with the cgroup files.
-    let json: serde_json::Value =
-        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    // stats --json agrees with the cgroup files (read around it until the
+    // guest's process count held still, so a starting service cannot race).
     let cgroups = serde_json::from_str::<serde_json::Value>(
         &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
     )
@@ -183,22 +182,42 @@ fn vserver_stat_prints_the_original_table() {
         .unwrap()
         .iter()
         .find(|p| p.as_str().unwrap().contains("/pids/"))
-        .unwrap();
-    let current: u64 = fs::read_to_string(format!("{}/pids.current", pids_dir.as_str().unwrap()))
         .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pids_current = || -> u64 {
+        fs::read_to_string(format!("{pids_dir}/pids.current"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (json, current) = (0..20)
+        .find_map(|_| {
+            let before = pids_current();
+            let json: serde_json::Value =
+                serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+            (pids_current() == before).then_some((json, before))
+        })
+        .expect("the guest's process count never held still");
     assert_eq!(json["stats"]["pids_current"].as_u64(), Some(current));
     // `list --json` carries the same figures.
-    let list: serde_json::Value =
-        serde_json::from_str(&env.run(&["list", "--json"]).ok().stdout).unwrap();
-    let entry = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name.as_str())
-        .unwrap();
+    let (entry, current) = (0..20)
+        .find_map(|_| {
+            let before = pids_current();
+            let list: serde_json::Value =
+                serde_json::from_str(&env.run(&["list", "--json"]).ok().stdout).unwrap();
+            let entry = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name.as_str())
+                .unwrap()
+                .clone();
+            (pids_current() == before).then_some((entry, before))
+        })
+        .expect("the guest's process count never held still");
     assert_eq!(entry["stats"]["pids_current"].as_u64(), Some(current));
     assert!(entry["limits"]["memory_max"].is_string() || entry["limits"]["memory_max"].is_u64());
 }

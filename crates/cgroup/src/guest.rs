@@ -597,7 +597,35 @@ impl GuestCgroup {
     /// pidfds whose pid is still listed (so the pidfd is the listed
     /// process, not a new one that got its number).
     fn signal_all(&self, signal: Signal) -> Result<()> {
-        let pids = self.procs()?;
+        self.signal_listed(signal, self.procs()?)
+    }
+
+    /// Sends signal number `signal` to those of `pids` (host pids) that are
+    /// processes of the guest, with the same guard against pid reuse: a
+    /// pid that is not, or no longer, in the guest's cgroups is skipped, so
+    /// a host process that got a guest's old number is never signalled.
+    pub fn signal(&self, signal: i32, pids: &[i32]) -> Result<()> {
+        if !(1..=64).contains(&signal) || (32..=33).contains(&signal) {
+            return Err(Error::io(
+                PathBuf::from(format!("signal {signal}")),
+                "send signal",
+                Errno::INVAL,
+            ));
+        }
+        // SAFETY: `signal` is non-zero and not one of the real-time signals
+        // glibc reserves for itself (32, 33), checked just above.
+        let sig = unsafe { Signal::from_raw_unchecked(signal) };
+        let guest: BTreeSet<i32> = self.procs()?.into_iter().collect();
+        self.signal_listed(
+            sig,
+            pids.iter().copied().filter(|p| guest.contains(p)).collect(),
+        )
+    }
+
+    fn signal_listed(&self, signal: Signal, pids: Vec<i32>) -> Result<()> {
+        if self.cgroup_fs().is_fixture() {
+            return Ok(());
+        }
         for batch in pids.chunks(KILL_BATCH) {
             let mut fds = Vec::with_capacity(batch.len());
             for &pid in batch {

@@ -6,7 +6,7 @@
 //! forks the command (which is then inside the guest's pid namespace).
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -232,7 +232,6 @@ pub fn spawn(paths: &Paths, spec: &GuestSpec, argv: &[String], opts: &ExecOption
         // SAFETY: leave the helper without the CLI's destructors.
         unsafe { libc::_exit(code) };
     }
-    let _ = init.as_raw_fd();
     Ok(pid)
 }
 
@@ -260,20 +259,16 @@ pub fn wait(pid: i32, limit: Option<Duration>) -> Result<i32> {
         }
         if let Some(d) = deadline {
             if Instant::now() >= d {
-                // SAFETY: kill our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                limit_reached(pid);
+                // SAFETY: kill and reap our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
                 return Ok(137);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
-
-fn limit_reached(pid: i32) {
-    let mut status = 0;
-    // SAFETY: reap the killed child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
 }
 
 /// Runs `argv` in the guest as root and returns its exit status.

@@ -121,13 +121,13 @@ pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
         cg.kill_all()?;
         cg.remove()?;
     }
+    // What the start made on the host, as its state recorded it (the
+    // configuration may have changed since).
     if let Ok(Some(st)) = state::read_state(paths, name) {
         crate::net::remove_addresses(&st.addresses);
-    }
-    if let Ok(spec) = GuestSpec::load(paths, name)
-        && spec.config.netns.is_some()
-    {
-        crate::net::teardown_private(name.as_str(), &format!("vs{}", spec.context));
+        if let Some(host_if) = &st.private_if {
+            crate::net::teardown_private(name.as_str(), host_if);
+        }
     }
     state::remove_state(paths, name)
 }
@@ -234,6 +234,9 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
                 fail(&mut report, &e);
                 let _ = cleanup(paths, name);
                 crate::net::remove_addresses(&added);
+                if let Some(n) = &plan.private_net {
+                    crate::net::teardown_private(&n.name, &n.host_if);
+                }
                 return 1;
             }
         };
@@ -245,6 +248,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             monitor_start_ticks: my_ticks,
             cgroups: cgroup.paths(),
             addresses: added.clone(),
+            private_if: plan.private_net.as_ref().map(|n| n.host_if.clone()),
         };
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);

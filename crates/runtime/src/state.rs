@@ -32,6 +32,9 @@ pub struct RunState {
     /// remove at stop.
     #[serde(default)]
     pub addresses: Vec<crate::net::Address>,
+    /// The host end of a private-mode guest's veth, whose NAT rules go at stop.
+    #[serde(default)]
+    pub private_if: Option<String>,
 }
 
 impl RunState {
@@ -192,6 +195,7 @@ mod tests {
             monitor_start_ticks: 1,
             cgroups: Vec::new(),
             addresses: Vec::new(),
+            private_if: None,
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();

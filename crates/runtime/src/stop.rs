@@ -90,13 +90,15 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
     let signal_all = |sig: i32| {
         let _ = ns::pidfd_signal(pidfd.as_fd(), sig);
         if let Some(cg) = &cg {
-            for pid in cg.procs().unwrap_or_default() {
-                if pid != st.init_pid {
-                    // SAFETY: kill(2) of a guest process by pid; the pids
-                    // come from the guest's cgroup, read just now.
-                    unsafe { libc::kill(pid, sig) };
-                }
-            }
+            // Through the cgroup's pidfd-guarded signal: a pid that left
+            // the guest and was reused by a host process is skipped.
+            let pids: Vec<i32> = cg
+                .procs()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| *p != st.init_pid)
+                .collect();
+            let _ = cg.signal(sig, &pids);
         }
     };
     let mut done = wait_exit(pidfd.as_fd(), Duration::ZERO);

@@ -134,9 +134,11 @@ pub fn kill(paths: &Paths, name: &GuestName, a: KillArgs) -> anyhow::Result<Exit
         }
         t
     };
+    let cg = vs_runtime::monitor::find_cgroup(paths, name)?
+        .ok_or_else(|| anyhow::anyhow!("guest '{name}' has no cgroup"))?;
+    // Init first, then the rest; each one only if it is still the guest's.
     for pid in targets {
-        // SAFETY: kill(2) of a guest process found in the guest's cgroup just now.
-        unsafe { libc::kill(pid, sig) };
+        cg.signal(sig, &[pid])?;
     }
     Ok(ExitCode::SUCCESS)
 }
