@@ -799,14 +799,19 @@ mod tests {
         assert_eq!(mode(inst.dir.parent().unwrap()), 0o755);
         // A new session it does not lead (so it can never get a controlling
         // terminal), outside the test's memory cgroup.
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let sid: i32 = after.split(' ').nth(3).unwrap().parse().unwrap();
-        let ours = rustix::process::getsid(None)
-            .unwrap()
-            .as_raw_nonzero()
-            .get();
-        assert!(sid != ours && sid != pid, "session of lxcfs: {stat}");
+        // Read from /proc: a session led from outside our pid namespace (a CI
+        // container) has id 0 here, which rustix's getsid cannot represent.
+        let sid_of = |p: &str| -> i32 {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+            stat[stat.rfind(')').unwrap() + 2..]
+                .split(' ')
+                .nth(3)
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (sid, ours) = (sid_of(&pid.to_string()), sid_of("self"));
+        assert!(sid != ours && sid != pid, "session of lxcfs {pid}: {sid}");
         assert_eq!(
             vs_cgroup::Membership::of_pid(pid).unwrap().v1("memory"),
             vs_cgroup::Membership::of_pid(1).unwrap().v1("memory")
