@@ -113,6 +113,22 @@ s=socket.socket(socket.AF_UNIX); s.bind("\0vserver-test-abstract"); s.listen(1);
 sleep 0.3
 echo "unix $($VS $A exec /bin/unixconnect @vserver-test-abstract)"
 kill %1 2>/dev/null
+# Traffic counters: A sends 100000 bytes to a host server.
+python3 -c '
+import socket
+s=socket.socket(); s.bind(("127.0.9.9",7001)); s.listen(1); s.settimeout(10)
+c,_=s.accept(); n=0
+while n < 100000:
+    d=c.recv(65536)
+    if not d: break
+    n+=len(d)
+print("got", n)' > got.txt &
+sleep 0.3
+head -c 100000 /dev/zero | $VS $A exec nc -w 2 127.0.9.9 7001 >/dev/null 2>&1
+wait; cat got.txt
+net() {{ $VS $1 stats --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["network"]; print(n["tx_bytes"], n["tx_packets"], n["rx_bytes"], n["rx_packets"])'; }}
+echo "netA $(net $A)"
+echo "netB $(net $B)"
 "#
     );
     let r = in_netns(&env, &[&a, &b], &script);
@@ -139,6 +155,26 @@ kill %1 2>/dev/null
     assert_eq!(lines_with(out, "lbB-nc "), ["lbB-nc "], "{r:#?}");
     let unix = lines_with(out, "unix ");
     assert!(unix[0].starts_with("unix refused"), "{r:#?}");
+    assert_eq!(lines_with(out, "got "), ["got 100000"], "{r:#?}");
+    let counters = |key: &str| -> Vec<u64> {
+        let line = lines_with(out, key);
+        let l = line.first().unwrap_or_else(|| panic!("no {key}: {r:#?}"));
+        l.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{l}: {r:#?}")))
+            .collect()
+    };
+    // tx_bytes tx_packets rx_bytes rx_packets, counted at the IP layer.
+    let (na, nb) = (counters("netA "), counters("netB "));
+    assert!(
+        na[0] >= 100_000 && na[1] > 0,
+        "A's bytes out: {na:?} {r:#?}"
+    );
+    assert!(na[2] > 0 && na[3] > 0, "A's bytes in: {na:?}");
+    assert!(
+        nb[0] > 0 && nb[0] < 100_000,
+        "B sent only its pages: {nb:?}"
+    );
     // Stopped: nothing of either guest is left.
     for g in [&a, &b] {
         assert!(!Path::new("/sys/fs/cgroup/unified/vserver").join(g).exists());
@@ -301,4 +337,66 @@ $VS {g} exec httpd -f -p 0.0.0.0:8082 -h /www; echo "bind4 $?"
         Some("bind4 0"),
         "{r:#?}"
     );
+}
+
+#[test]
+fn private_mode_routed_serves_and_reaches_the_host_over_ipv4_and_ipv6() {
+    let env = Env::new();
+    let g = unique("netroute");
+    env.run(&[
+        &g,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4721",
+        "--interface",
+        "10.89.0.2/24",
+        "--interface",
+        "v6=fd00:89::2/64",
+    ])
+    .ok();
+    // netns/ without a bridge: routed through the host end of the veth.
+    std::fs::create_dir_all(env.path(&format!("etc/vservers/{g}/netns"))).unwrap();
+    let www = env.path(&format!("var/lib/vservers/{g}/www"));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), format!("{g}\n")).unwrap();
+    let script = format!(
+        r#"
+G={g}
+# Host services on addresses of the test's namespace, not on the guest's link.
+ip addr add 10.90.0.1/32 dev lo; ip addr add fd00:90::1/128 dev lo nodad
+python3 -m http.server -b 10.90.0.1 8000 >/dev/null 2>&1 &
+python3 -m http.server -b fd00:90::1 8001 >/dev/null 2>&1 &
+sleep 0.5
+$VS $G start || exit 94
+$VS $G exec httpd -p 8080 -h /www
+sleep 0.3
+get() {{ python3 -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode().strip())" "$1" 2>&1 | tail -1; }}
+echo "in4 $(get http://10.89.0.2:8080/index.html)"
+echo "in6 $(get 'http://[fd00:89::2]:8080/index.html')"
+echo "out4 $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 10.90.0.1 8000 | head -1 | cut -d' ' -f2)"
+echo "out6 $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 fd00:90::1 8001 | head -1 | cut -d' ' -f2)"
+echo "routes $(ip route show dev vs4721 | grep -c 10.89.0.2) $(ip -6 route show dev vs4721 | grep -c fd00:89::2)"
+$VS $G stop
+echo "after $(ip route | grep -c 10.89.0.2) $(ip -6 route | grep -c fd00:89::2) $(ip link show vs4721 >/dev/null 2>&1 && echo present || echo gone)"
+kill %1 %2 2>/dev/null
+"#
+    );
+    let r = in_netns(&env, &[&g], &script);
+    let out = &r.stdout;
+    assert_eq!(
+        lines_with(out, "in4 "),
+        [format!("in4 {g}").as_str()],
+        "{r:#?}"
+    );
+    assert_eq!(
+        lines_with(out, "in6 "),
+        [format!("in6 {g}").as_str()],
+        "{r:#?}"
+    );
+    assert_eq!(lines_with(out, "out4 "), ["out4 200"], "{r:#?}");
+    assert_eq!(lines_with(out, "out6 "), ["out6 200"], "{r:#?}");
+    assert_eq!(lines_with(out, "routes "), ["routes 1 1"], "{r:#?}");
+    assert_eq!(lines_with(out, "after "), ["after 0 0 gone"], "{r:#?}");
 }

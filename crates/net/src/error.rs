@@ -59,6 +59,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A BPF map call failed.
+    #[error("{what}: {source}")]
+    Map {
+        /// What we were doing.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {

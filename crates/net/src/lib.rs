@@ -6,7 +6,8 @@
 //! cgroup v2 directory, that keep its sockets on its own addresses, turn
 //! `bind(ANY)` into its first address and `127.0.0.1` into its own loopback
 //! address, give its outgoing connections its source address, and refuse
-//! its unix connections to abstract names ([`bpf::progs`] lists every rule).
+//! its unix connections to abstract names ([`bpf::progs`] lists every rule),
+//! and count its traffic ([`bpf::count`]).
 //! Later also netlink (addresses, links, veth, bridges) and nftables NAT for
 //! private mode. It depends on `vs-sys` and `vs-config`.
 
@@ -15,5 +16,6 @@ pub mod bpf;
 mod error;
 
 pub use addrs::{GuestAddrs, default_lback4};
-pub use bpf::{Attached, Hook, attach, attached_count, detach_all};
+pub use bpf::count::{Traffic, read as read_traffic};
+pub use bpf::{Attached, Hook, Prog, attach, attached_count, detach_all};
 pub use error::{Error, Result};

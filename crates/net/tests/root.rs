@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vs_net::bpf::{Hook, asm};
-use vs_net::{Error, GuestAddrs, attach, attached_count, detach_all};
+use vs_net::{Error, GuestAddrs, attach, attached_count, detach_all, read_traffic};
 
 const ROLE: &str = "VS_NET_ROOT_ROLE";
 const CGROUP: &str = "VS_NET_ROOT_CGROUP";
@@ -102,6 +102,7 @@ fn main() {
             match std::env::var(SCENARIO).as_deref() {
                 Ok("main") => guest(&mut rep),
                 Ok("loopback") => lo_guest(&mut rep),
+                Ok("traffic") => traffic_guest(&mut rep),
                 other => panic!("unknown scenario {other:?}"),
             }
             println!("guest: {} passed, {} failed", rep.passed, rep.failed);
@@ -195,9 +196,14 @@ fn host() {
     let attached =
         attach(cg.as_fd(), &guest_addrs()).expect("the kernel loads and attaches every program");
     rep.eq(
-        "8 programs attached",
+        "8 sock_addr programs and 2 counters attached",
         attached_count(cg.as_fd()).unwrap(),
-        8,
+        10,
+    );
+    rep.eq(
+        "the counters start at zero",
+        read_traffic(cg.as_fd()).unwrap(),
+        Some(vs_net::Traffic::default()),
     );
 
     // Servers on the host side (this process is not in the cgroup).
@@ -234,6 +240,39 @@ fn host() {
         );
     };
     run_guest(&mut rep, "main");
+
+    // Counters: the guest sends TRAFFIC bytes to a host server that sends
+    // them back; both directions count at least that (headers on top).
+    let before = read_traffic(cg.as_fd()).unwrap().unwrap_or_default();
+    let echo = TcpListener::bind((OTHER4, 7010)).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = echo.accept().unwrap();
+        let mut buf = vec![0u8; TRAFFIC];
+        io::Read::read_exact(&mut c, &mut buf).unwrap();
+        io::Write::write_all(&mut c, &buf).unwrap();
+    });
+    run_guest(&mut rep, "traffic");
+    server.join().unwrap();
+    let after = read_traffic(cg.as_fd()).unwrap().unwrap_or_default();
+    let (sent, got) = (
+        after.tx_bytes - before.tx_bytes,
+        after.rx_bytes - before.rx_bytes,
+    );
+    rep.check(
+        &format!("the guest's {TRAFFIC} bytes out are counted (tx {sent})"),
+        (TRAFFIC as u64..TRAFFIC as u64 * 2).contains(&sent),
+        after,
+    );
+    rep.check(
+        &format!("the {TRAFFIC} bytes back are counted (rx {got})"),
+        (TRAFFIC as u64..TRAFFIC as u64 * 2).contains(&got),
+        after,
+    );
+    rep.check(
+        "packets are counted both ways",
+        after.tx_packets > before.tx_packets && after.rx_packets > before.rx_packets,
+        after,
+    );
 
     println!("-- host side");
     for (sock, want) in [(&u4, IpAddr::V4(GUEST4)), (&u6, IpAddr::V6(GUEST6))] {
@@ -277,12 +316,22 @@ fn host() {
     rep.eq(
         "programs outlive their descriptors",
         attached_count(cg.as_fd()).unwrap(),
-        8,
+        10,
+    );
+    rep.check(
+        "the counters outlive them too",
+        read_traffic(cg.as_fd()).unwrap().is_some(),
+        "none",
     );
     rep.eq(
         "detach_all detaches them",
         detach_all(cg.as_fd()).unwrap(),
-        8,
+        10,
+    );
+    rep.eq(
+        "no counters without the programs",
+        read_traffic(cg.as_fd()).unwrap(),
+        None,
     );
     rep.eq("none left", attached_count(cg.as_fd()).unwrap(), 0);
 
@@ -399,7 +448,7 @@ fn verifier_log(rep: &mut Report) {
     a.ldx(asm::Size::W, asm::R0, asm::R1, 8);
     a.ret(1);
     let insns = a.finish().unwrap();
-    match vs_net::bpf::load(Hook::Bind4, &insns) {
+    match vs_net::bpf::load(Hook::Bind4.prog(), &insns) {
         Err(Error::Load { log, source, .. }) => rep.check(
             "a refused program's error carries the verifier log",
             log.contains("invalid bpf_context access")
@@ -472,6 +521,20 @@ fn lo_guest(rep: &mut Report) {
         TcpStream::connect("[::1]:9000"),
         eperm,
     );
+}
+
+/// Bytes the traffic scenario sends each way.
+const TRAFFIC: usize = 1 << 20;
+
+fn traffic_guest(rep: &mut Report) {
+    let r = (|| -> io::Result<()> {
+        let mut c = TcpStream::connect((OTHER4, 7010))?;
+        io::Write::write_all(&mut c, &vec![7u8; TRAFFIC])?;
+        let mut back = vec![0u8; TRAFFIC];
+        io::Read::read_exact(&mut c, &mut back)?;
+        Ok(())
+    })();
+    rep.check("a megabyte goes to the host and comes back", r.is_ok(), r);
 }
 
 fn guest(rep: &mut Report) {

@@ -166,9 +166,10 @@ pub struct Figures {
     pub limits: Option<vs_cgroup::CurrentLimits>,
     /// Use, maxima, hits, throttling (when running).
     pub stats: Option<vs_cgroup::Stats>,
-    /// Network traffic of a private-mode guest, as the guest sees it (from
-    /// the counters of its veth's host end). Shared-mode guests have no
-    /// device of their own to count on.
+    /// Network traffic of the guest, as the guest sees it: a private-mode
+    /// guest's from the counters of its veth's host end, a shared-mode
+    /// guest's from the BPF counters on its cgroup (IP packets its sockets
+    /// sent and received). None for a guest with only `lo`.
     pub network: Option<NetCounters>,
 }
 
@@ -185,12 +186,34 @@ pub struct NetCounters {
     pub tx_packets: u64,
 }
 
+/// The traffic counters of a running guest: see [`Figures::network`].
+pub fn net_counters(
+    spec: &GuestSpec,
+    cgroup: Option<&vs_cgroup::GuestCgroup>,
+) -> Result<Option<NetCounters>> {
+    if spec.config.netns.is_some() {
+        return Ok(veth_counters(spec));
+    }
+    // Guests without addresses have no counter programs: None.
+    let Some(cg) = cgroup else {
+        return Ok(None);
+    };
+    let fd = cg.v2_dir_fd()?;
+    let t = vs_net::read_traffic(std::os::fd::AsFd::as_fd(&fd))
+        .map_err(|e| Error::Setup(format!("traffic counters of {}: {e}", spec.name)))?;
+    Ok(t.map(|t| NetCounters {
+        rx_bytes: t.rx_bytes,
+        rx_packets: t.rx_packets,
+        tx_bytes: t.tx_bytes,
+        tx_packets: t.tx_packets,
+    }))
+}
+
 /// The counters of a private-mode guest's veth (host end `vs<context>`;
 /// what the host end sends, the guest receives), from `/proc/net/dev`,
 /// which follows the reader's network namespace (`/sys/class/net` follows
 /// the one sysfs was mounted in).
-pub fn net_counters(spec: &GuestSpec) -> Option<NetCounters> {
-    spec.config.netns.as_ref()?;
+fn veth_counters(spec: &GuestSpec) -> Option<NetCounters> {
     let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
     let want = format!("vs{}", spec.context);
     let line = dev
@@ -225,7 +248,11 @@ pub fn figures(paths: &Paths, spec: &GuestSpec) -> Result<Figures> {
         state: if running { "running" } else { "stopped" },
         limits: cg.as_ref().map(|c| c.limits()).transpose()?,
         stats: cg.as_ref().map(|c| c.stats()).transpose()?,
-        network: if running { net_counters(spec) } else { None },
+        network: if running {
+            net_counters(spec, cg.as_ref())?
+        } else {
+            None
+        },
     })
 }
 

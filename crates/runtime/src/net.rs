@@ -262,6 +262,64 @@ impl PrivateNet {
     }
 }
 
+/// Routed mode (no bridge): each guest address is routed to the host end
+/// of the veth, which answers as the guest's gateway on link-local
+/// addresses ([`ROUTED_GW4`], [`ROUTED_GW6`]) for each family the guest
+/// has and `netns/gateway` does not cover, and answers ARP for the guest's
+/// on-link neighbours (proxy_arp), so they are reached through the host.
+/// Everything here goes with the veth.
+fn route_host_end(net: &PrivateNet, pid: i32) -> Result<()> {
+    let h = net.host_if.as_str();
+    let has = |v4: bool| net.addresses.iter().any(|a| a.ip.is_ipv4() == v4);
+    let gw_covers = |v4: bool| net.gateway.is_some_and(|g| g.is_ipv4() == v4);
+    let run = |args: &[&str]| ip(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    if has(true) {
+        run(&["addr", "add", &format!("{ROUTED_GW4}/32"), "dev", h])?;
+        let knob = format!("/proc/sys/net/ipv4/conf/{h}/proxy_arp");
+        std::fs::write(&knob, "1").map_err(|e| Error::io(&knob, "enable proxy_arp on", e))?;
+        if !gw_covers(true) {
+            let gw = ROUTED_GW4.to_string();
+            in_netns(
+                pid,
+                &[
+                    "ip", "route", "add", "default", "via", &gw, "dev", "eth0", "onlink",
+                ],
+            )?;
+        }
+    }
+    if has(false) {
+        run(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTED_GW6}/64"),
+            "dev",
+            h,
+            "nodad",
+        ])?;
+        if !gw_covers(false) {
+            let gw = ROUTED_GW6.to_string();
+            in_netns(
+                pid,
+                &[
+                    "ip", "-6", "route", "add", "default", "via", &gw, "dev", "eth0",
+                ],
+            )?;
+        }
+    }
+    for a in &net.addresses {
+        let full = if a.ip.is_ipv4() { 32 } else { 128 };
+        run(&["route", "add", &format!("{}/{full}", a.ip), "dev", h])?;
+    }
+    Ok(())
+}
+
+/// The gateway a routed guest's IPv4 default route points at (the host
+/// end of its veth; link-local, so it is no address of any network).
+pub const ROUTED_GW4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 0, 1);
+/// The IPv6 one.
+pub const ROUTED_GW6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
 fn in_netns(pid: i32, args: &[&str]) -> Result<()> {
     let netns = format!("--net=/proc/{pid}/ns/net");
     let out = Command::new("nsenter")
@@ -327,14 +385,24 @@ pub fn setup_private(net: &PrivateNet, pid: i32) -> Result<()> {
         in_netns(pid, &["ip", "link", "set", "lo", "up"])?;
         for a in &net.addresses {
             let cidr = format!("{}/{}", a.ip, a.prefix);
-            in_netns(pid, &["ip", "addr", "add", &cidr, "dev", "eth0"])?;
+            let mut args = vec!["ip", "addr", "add", &cidr, "dev", "eth0"];
+            if a.ip.is_ipv6() {
+                // Usable at once: no duplicate address detection wait.
+                args.push("nodad");
+            }
+            in_netns(pid, &args)?;
         }
         in_netns(pid, &["ip", "link", "set", "eth0", "up"])?;
         if let Some(gw) = net.gateway {
-            in_netns(
-                pid,
-                &["ip", "route", "add", "default", "via", &gw.to_string()],
-            )?;
+            let gw = gw.to_string();
+            let mut args = vec!["ip", "route", "add", "default", "via", &gw];
+            if net.bridge.is_none() {
+                args.extend(["dev", "eth0", "onlink"]);
+            }
+            in_netns(pid, &args)?;
+        }
+        if net.bridge.is_none() {
+            route_host_end(net, pid)?;
         }
         if net.ping {
             // ping without CAP_NET_RAW: ICMP datagram sockets for every group.

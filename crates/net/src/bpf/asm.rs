@@ -58,6 +58,9 @@ const BPF_ALU64: u8 = 0x07;
 // Modes.
 const BPF_IMM: u8 = 0x00;
 const BPF_MEM: u8 = 0x60;
+const BPF_ATOMIC: u8 = 0xc0;
+/// `imm` of an atomic add (`BPF_ADD` without `BPF_FETCH`).
+const BPF_ATOMIC_ADD: i32 = 0x00;
 // Sources.
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
@@ -65,6 +68,9 @@ const BPF_X: u8 = 0x08;
 const BPF_JA: u8 = 0x00;
 const BPF_CALL: u8 = 0x80;
 const BPF_EXIT: u8 = 0x90;
+
+/// `src_reg` of a `ld_imm64` whose constant is a map's descriptor.
+pub const BPF_PSEUDO_MAP_FD: u8 = 1;
 
 /// `src_reg` of a call to a kernel function (kfunc) named by BTF id.
 pub const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
@@ -343,6 +349,30 @@ impl Asm {
         self.push(0, R0, R0, 0, (imm >> 32) as u32 as i32);
     }
 
+    /// `dst = map` for the map whose descriptor is `fd` (the kernel puts
+    /// the map's address there at load time).
+    pub fn ld_map_fd(&mut self, dst: Reg, fd: i32) {
+        self.push(
+            BPF_LD | Size::DW.bits() | BPF_IMM,
+            dst,
+            Reg(BPF_PSEUDO_MAP_FD),
+            0,
+            fd,
+        );
+        self.push(0, R0, R0, 0, 0);
+    }
+
+    /// `lock *(size *)(dst + off) += src` (`W` or `DW` only).
+    pub fn atomic_add(&mut self, size: Size, dst: Reg, off: i16, src: Reg) {
+        self.push(
+            BPF_STX | size.bits() | BPF_ATOMIC,
+            dst,
+            src,
+            off,
+            BPF_ATOMIC_ADD,
+        );
+    }
+
     /// `dst = *(size *)(src + off)` (zero-extended).
     pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) {
         self.push(BPF_LDX | size.bits() | BPF_MEM, dst, src, off, 0);
@@ -493,6 +523,18 @@ mod tests {
         assert_eq!(p[0].code, 0x18);
         assert_eq!(p[0].imm as u32, 0x5566_7788);
         assert_eq!(p[1].imm as u32, 0x1122_3344);
+    }
+
+    #[test]
+    fn map_load_and_atomic_add_encode_like_the_kernel_macros() {
+        let mut a = Asm::new();
+        a.ld_map_fd(R1, 7); // BPF_LD_MAP_FD(BPF_REG_1, 7) = 18 11 .. 07, then 0
+        a.atomic_add(Size::DW, R0, 8, R6); // BPF_ATOMIC_OP(BPF_DW, BPF_ADD, 0, 6, 8) = db 60 08 00
+        let p = a.finish().unwrap();
+        let b = to_bytes(&p);
+        assert_eq!(&b[0..8], &[0x18, 0x11, 0, 0, 7, 0, 0, 0]);
+        assert_eq!(&b[8..16], &[0; 8]);
+        assert_eq!(&b[16..24], &[0xdb, 0x60, 8, 0, 0, 0, 0, 0]);
     }
 
     #[test]

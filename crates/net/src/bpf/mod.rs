@@ -1,6 +1,6 @@
-//! Cgroup BPF `sock_addr` confinement of a shared-mode guest: programs
-//! assembled here ([`asm`], [`progs`]), loaded and attached with raw
-//! `bpf(2)` ([`sys`]).
+//! Cgroup BPF confinement of a shared-mode guest: `sock_addr` programs
+//! ([`progs`]) and traffic counters ([`count`]), assembled here ([`asm`]),
+//! loaded and attached with raw `bpf(2)` ([`sys`]).
 //!
 //! The programs are attached with `BPF_PROG_ATTACH` (not a BPF link), so
 //! they stay in force when the process that attached them exits: a killed
@@ -9,6 +9,7 @@
 
 pub mod asm;
 pub mod btf;
+pub mod count;
 pub mod progs;
 pub mod sys;
 
@@ -24,18 +25,52 @@ pub use progs::{Hook, UnixLayout};
 /// - 1; newer ones keep the tail of a log that does not fit).
 const MAX_LOG: usize = 16 << 20;
 
+/// One of our programs: its type, where it attaches, and its name (in
+/// the kernel prefixed `vs_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prog {
+    /// `enum bpf_prog_type`.
+    pub prog_type: u32,
+    /// `enum bpf_attach_type`.
+    pub attach_type: u32,
+    /// Short name.
+    pub name: &'static str,
+}
+
+impl Hook {
+    /// The `sock_addr` program of this hook.
+    pub fn prog(self) -> Prog {
+        Prog {
+            prog_type: sys::BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+            attach_type: self.attach_type(),
+            name: self.name(),
+        }
+    }
+}
+
+/// Every program [`attach`] attaches.
+pub fn every_prog() -> impl Iterator<Item = Prog> {
+    Hook::ALL
+        .into_iter()
+        .map(Hook::prog)
+        .chain([count::COUNT_IN, count::COUNT_OUT])
+}
+
 /// Loads one program; on failure loads it again with the verifier's log
 /// and returns that log in the error.
-pub fn load(hook: Hook, insns: &[asm::Insn]) -> Result<OwnedFd, Error> {
-    let name = format!("vs_{}", hook.name());
-    let first = match sys::prog_load(hook.attach_type(), &name, insns, None) {
+pub fn load(prog: Prog, insns: &[asm::Insn]) -> Result<OwnedFd, Error> {
+    let name = format!("vs_{}", prog.name);
+    let load = |log: Option<&mut Vec<u8>>| {
+        sys::prog_load(prog.prog_type, prog.attach_type, &name, insns, log)
+    };
+    let first = match load(None) {
         Ok(fd) => return Ok(fd),
         Err(e) => e,
     };
     let mut size = 1 << 20;
     loop {
         let mut buf = vec![0u8; size];
-        let r = sys::prog_load(hook.attach_type(), &name, insns, Some(&mut buf));
+        let r = load(Some(&mut buf));
         let text = || {
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             String::from_utf8_lossy(&buf[..end]).trim_end().to_owned()
@@ -48,7 +83,7 @@ pub fn load(hook: Hook, insns: &[asm::Insn]) -> Result<OwnedFd, Error> {
             }
             Err(_) => {
                 return Err(Error::Load {
-                    prog: hook.name(),
+                    prog: prog.name,
                     source: first,
                     log: text(),
                 });
@@ -62,23 +97,23 @@ pub fn load(hook: Hook, insns: &[asm::Insn]) -> Result<OwnedFd, Error> {
 /// attached.
 #[derive(Debug)]
 pub struct Attached {
-    progs: Vec<(Hook, OwnedFd)>,
+    progs: Vec<(Prog, OwnedFd)>,
 }
 
 impl Attached {
-    /// The hooks that have a program.
-    pub fn hooks(&self) -> Vec<Hook> {
-        self.progs.iter().map(|(h, _)| *h).collect()
+    /// The programs attached.
+    pub fn progs(&self) -> Vec<Prog> {
+        self.progs.iter().map(|(p, _)| *p).collect()
     }
 
     /// Detaches every program from `cgroup` (the directory they were
     /// attached to). Tries all of them; returns the first error.
     pub fn detach(self, cgroup: BorrowedFd<'_>) -> Result<(), Error> {
         let mut first = None;
-        for (hook, fd) in &self.progs {
-            if let Err(source) = sys::prog_detach(cgroup, fd.as_fd(), hook.attach_type()) {
+        for (prog, fd) in &self.progs {
+            if let Err(source) = sys::prog_detach(cgroup, fd.as_fd(), prog.attach_type) {
                 first.get_or_insert(Error::Detach {
-                    prog: hook.name(),
+                    prog: prog.name,
                     source,
                 });
             }
@@ -87,34 +122,36 @@ impl Attached {
     }
 }
 
-/// Builds, loads and attaches every shared-mode program for `addrs` to the
-/// cgroup v2 directory `cgroup` (open `O_RDONLY|O_DIRECTORY`). Nothing stays
-/// attached when it fails; a load failure carries the verifier log.
+/// Builds, loads and attaches every shared-mode program for `addrs` (and
+/// the traffic counters) to the cgroup v2 directory `cgroup` (open
+/// `O_RDONLY|O_DIRECTORY`). Nothing stays attached when it fails; a load
+/// failure carries the verifier log.
 pub fn attach(cgroup: BorrowedFd<'_>, addrs: &GuestAddrs) -> Result<Attached, Error> {
     addrs.validate()?;
     let unix = UnixLayout::running_kernel()?;
     let mut loaded = Vec::new();
     for hook in Hook::ALL {
         let insns = progs::build(hook, addrs, &unix)?;
-        loaded.push((hook, load(hook, &insns)?));
+        loaded.push((hook.prog(), load(hook.prog(), &insns)?));
     }
+    loaded.extend(count::load_both()?);
     let mut done = Attached { progs: Vec::new() };
-    for (hook, fd) in loaded {
-        if let Err(source) = sys::prog_attach(cgroup, fd.as_fd(), hook.attach_type()) {
+    for (prog, fd) in loaded {
+        if let Err(source) = sys::prog_attach(cgroup, fd.as_fd(), prog.attach_type) {
             let _ = done.detach(cgroup);
             return Err(Error::Attach {
-                prog: hook.name(),
+                prog: prog.name,
                 source,
             });
         }
-        done.progs.push((hook, fd));
+        done.progs.push((prog, fd));
     }
     Ok(done)
 }
 
-fn query(cgroup: BorrowedFd<'_>, hook: Hook) -> Result<Vec<u32>, Error> {
-    sys::prog_query(cgroup, hook.attach_type()).map_err(|source| Error::Query {
-        prog: hook.name(),
+fn query(cgroup: BorrowedFd<'_>, prog: Prog) -> Result<Vec<u32>, Error> {
+    sys::prog_query(cgroup, prog.attach_type).map_err(|source| Error::Query {
+        prog: prog.name,
         source,
     })
 }
@@ -123,8 +160,8 @@ fn query(cgroup: BorrowedFd<'_>, hook: Hook) -> Result<Vec<u32>, Error> {
 /// [`attach`] uses (ours or anyone's; inherited ones not counted).
 pub fn attached_count(cgroup: BorrowedFd<'_>) -> Result<usize, Error> {
     let mut n = 0;
-    for hook in Hook::ALL {
-        n += query(cgroup, hook)?.len();
+    for prog in every_prog() {
+        n += query(cgroup, prog)?.len();
     }
     Ok(n)
 }
@@ -134,25 +171,25 @@ pub fn attached_count(cgroup: BorrowedFd<'_>) -> Result<usize, Error> {
 /// Returns how many it detached.
 pub fn detach_all(cgroup: BorrowedFd<'_>) -> Result<usize, Error> {
     let mut n = 0;
-    for hook in Hook::ALL {
-        for id in query(cgroup, hook)? {
+    for prog in every_prog() {
+        for id in query(cgroup, prog)? {
             let fd = match sys::prog_get_fd_by_id(id) {
                 Ok(fd) => fd,
                 // Gone meanwhile.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(source) => {
                     return Err(Error::Detach {
-                        prog: hook.name(),
+                        prog: prog.name,
                         source,
                     });
                 }
             };
-            match sys::prog_detach(cgroup, fd.as_fd(), hook.attach_type()) {
+            match sys::prog_detach(cgroup, fd.as_fd(), prog.attach_type) {
                 Ok(()) => n += 1,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(source) => {
                     return Err(Error::Detach {
-                        prog: hook.name(),
+                        prog: prog.name,
                         source,
                     });
                 }

@@ -7,14 +7,22 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::asm::{Insn, to_bytes};
 
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_ATTACH: libc::c_int = 8;
 const BPF_PROG_DETACH: libc::c_int = 9;
 const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_int = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_PROG_QUERY: libc::c_int = 16;
 
 /// `BPF_PROG_TYPE_CGROUP_SOCK_ADDR`.
 pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+/// `BPF_PROG_TYPE_CGROUP_SKB`.
+pub const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
+/// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 /// `BPF_F_ALLOW_MULTI`: our programs run next to those of other owners
 /// (and of parent cgroups); each of them must allow a call.
 pub const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -66,6 +74,74 @@ struct GetFdByIdAttr {
     open_flags: u32,
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of `struct bpf_prog_info`, up to the name.
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfoHead {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
+}
+
+/// What [`prog_info`] tells of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    /// Its `enum bpf_prog_type`.
+    pub prog_type: u32,
+    /// Its name (up to 15 bytes).
+    pub name: String,
+    /// The ids of the maps it uses.
+    pub map_ids: Vec<u32>,
+}
+
+fn obj_name(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (d, s) in out.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    out
+}
+
 /// `bpf(cmd, attr, sizeof *attr)`.
 fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a live, exclusively borrowed #[repr(C)] prefix of
@@ -92,10 +168,11 @@ fn owned(fd: libc::c_long) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
-/// `BPF_PROG_LOAD` of a `CGROUP_SOCK_ADDR` program for `attach_type`,
-/// licensed GPL (kfuncs are only callable from GPL-compatible programs).
-/// With `log`, the verifier writes its level-1 log there.
+/// `BPF_PROG_LOAD` of a `prog_type` program for `attach_type`, licensed
+/// GPL (kfuncs are only callable from GPL-compatible programs). With
+/// `log`, the verifier writes its level-1 log there.
 pub fn prog_load(
+    prog_type: u32,
     attach_type: u32,
     name: &str,
     insns: &[Insn],
@@ -103,16 +180,12 @@ pub fn prog_load(
 ) -> io::Result<OwnedFd> {
     let code = to_bytes(insns);
     let license = c"GPL";
-    let mut prog_name = [0u8; 16];
-    for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
-        *d = s;
-    }
     let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+        prog_type,
         insn_cnt: insns.len() as u32,
         insns: code.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        prog_name,
+        prog_name: obj_name(name),
         expected_attach_type: attach_type,
         ..Default::default()
     };
@@ -196,6 +269,78 @@ pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(owned)
 }
 
+/// `BPF_MAP_CREATE`.
+pub fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_name: obj_name(name),
+        ..Default::default()
+    };
+    bpf(BPF_MAP_CREATE, &mut attr).map(owned)
+}
+
+/// `BPF_MAP_LOOKUP_ELEM`: copies the value of `key` into `value`, which
+/// must be exactly the map's value size (times the number of possible
+/// CPUs for a per-CPU map).
+pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    bpf(BPF_MAP_LOOKUP_ELEM, &mut attr).map(drop)
+}
+
+/// `BPF_MAP_GET_FD_BY_ID`.
+pub fn map_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    // The attr's first field is `map_id` here (a union with `prog_id`).
+    let mut attr = GetFdByIdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
+    bpf(BPF_MAP_GET_FD_BY_ID, &mut attr).map(owned)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` of a program: its type, name and maps.
+pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
+    let mut ids = vec![0u32; 8];
+    loop {
+        let mut info = ProgInfoHead {
+            nr_map_ids: ids.len() as u32,
+            map_ids: ids.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        let mut attr = InfoAttr {
+            bpf_fd: prog.as_raw_fd() as u32,
+            info_len: std::mem::size_of::<ProgInfoHead>() as u32,
+            info: &mut info as *mut ProgInfoHead as u64,
+        };
+        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        let n = info.nr_map_ids as usize;
+        if n > ids.len() {
+            ids = vec![0; n];
+            continue;
+        }
+        ids.truncate(n);
+        let end = info.name.iter().position(|&b| b == 0).unwrap_or(16);
+        return Ok(ProgInfo {
+            prog_type: info.prog_type,
+            name: String::from_utf8_lossy(&info.name[..end]).into_owned(),
+            map_ids: ids,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +354,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<AttachAttr>(), 20);
         assert_eq!(std::mem::offset_of!(QueryAttr, prog_ids), 16);
         assert_eq!(std::mem::offset_of!(QueryAttr, prog_cnt), 24);
+        assert_eq!(std::mem::offset_of!(MapCreateAttr, map_name), 28);
+        assert_eq!(std::mem::offset_of!(MapElemAttr, value), 16);
+        assert_eq!(std::mem::offset_of!(ProgInfoHead, nr_map_ids), 52);
+        assert_eq!(std::mem::offset_of!(ProgInfoHead, map_ids), 56);
+        assert_eq!(std::mem::offset_of!(ProgInfoHead, name), 64);
     }
 }
