@@ -15,6 +15,7 @@ mod output;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vs_runtime::timing::mark("main");
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

@@ -22,6 +22,7 @@ pub mod setup;
 pub mod start;
 pub mod state;
 pub mod stop;
+pub mod timing;
 
 pub use error::{Error, Result};
 pub use lock::Lock;

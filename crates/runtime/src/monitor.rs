@@ -33,6 +33,7 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     }
     let (ours, theirs) = Channel::pair()?;
     let cg_fd = cgroup.v2_dir_fd()?;
+    crate::timing::mark("monitor: clone3");
     // SAFETY: the monitor is single-threaded; the child runs the init side
     // and leaves with _exit or exec.
     let forked = unsafe { ns::clone3(plan.namespaces, Some(cg_fd.as_fd()))? };
@@ -51,6 +52,7 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     };
     drop(theirs);
     cgroup.join(pid)?;
+    crate::timing::mark("monitor: joined cgroups");
     if let Some(nice) = plan.nice {
         // From the host: lowering the nice level needs CAP_SYS_NICE in the
         // host's user namespace, which the guest's root lacks.
@@ -80,9 +82,13 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
                 &plan.vdir,
             )?;
         }
+        crate::timing::mark("monitor: id maps, network, idmapped root");
         ours.send("go", Some(tree.as_fd()))?;
         match ours.recv()? {
-            Some((m, _)) if m == "ready" => Ok(()),
+            Some((m, _)) if m == "ready" => {
+                crate::timing::mark("monitor: init ready");
+                Ok(())
+            }
             Some((m, _)) => Err(Error::Setup(
                 m.strip_prefix("error ").unwrap_or(&m).to_owned(),
             )),
@@ -141,6 +147,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             let _ = r.send(&format!("error {e}"), None);
         }
     };
+    crate::timing::mark("monitor: started");
     let _ = ns::set_name(&format!("vserver:{name}"));
     let spec = match GuestSpec::load(paths, name) {
         Ok(s) => s,
@@ -167,6 +174,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             }
         }
     }
+    crate::timing::mark("monitor: config read, lxcfs checked");
     let cgroup =
         match CgroupFs::system().and_then(|fs| GuestCgroup::create(&fs, None, name.as_str())) {
             Ok(c) => c,
@@ -263,6 +271,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
                 log(&format!("warning: sched_pause: {e}"));
             }
         }
+        crate::timing::mark("monitor: state written");
         if let Some(r) = &report {
             let _ = r.send(&format!("ok {pid}"), None);
         }
@@ -279,6 +288,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             Ok(Some(x)) => x,
             Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
         };
+        crate::timing::mark("monitor: init ended");
         log(&format!("guest '{name}' init ended: {exit:?}"));
         if exit == Exit::Signal(libc::SIGHUP)
             && matches!(mode, Mode::Boot)
@@ -296,6 +306,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
     if let Err(e) = cleanup(paths, name) {
         log(&format!("cleanup: {e}"));
     }
+    crate::timing::mark("monitor: cleaned up");
     log(&format!("guest '{name}' stopped"));
     if let Some(r) = report {
         let _ = r.send(&format!("exit {}", exit.shell_status()), None);

@@ -300,6 +300,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
     let (msg, rootfs) = chan
         .recv()?
         .ok_or_else(|| Error::Setup("the monitor went away before the guest was set up".into()))?;
+    crate::timing::mark("init: go");
     let rootfs = match (msg.as_str(), rootfs) {
         ("go", Some(fd)) => fd,
         _ => {
@@ -325,6 +326,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
         vs_sys::ns::become_root().map_err(sys)?;
     }
     build_root(plan, rootfs, lxcfs)?;
+    crate::timing::mark("init: root built");
     vs_sys::ns::set_uts(&plan.hostname, plan.domainname.as_deref()).map_err(sys)?;
     vs_sys::ns::set_name("init").map_err(sys)?;
     // Nothing of the host may reach the guest: keep only the channel.
@@ -355,6 +357,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
                 )));
             }
             restrict(plan)?;
+            crate::timing::mark("init: restricted, ready");
             chan.send("ready", None)?;
             Err(crate::reaper::exec(argv, &plan.env_strings()))
         }
@@ -365,6 +368,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
                 return Err(Error::Setup("no command to run".into()));
             }
             restrict(plan)?;
+            crate::timing::mark("init: restricted, ready");
             chan.send("ready", None)?;
             drop(chan);
             crate::reaper::run(main.as_deref(), &plan.env_strings(), *mode)

@@ -87,6 +87,7 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("VSERVER_ROOT", paths.root())
+        .envs(std::env::var_os(crate::timing::ENV).map(|v| (crate::timing::ENV, v)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
@@ -100,16 +101,20 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
             Ok(())
         });
     }
+    crate::timing::mark("cli: spawn monitor");
     let monitor = cmd
         .spawn()
         .map_err(|e| Error::io(exe, "start the monitor", e))?;
     drop(theirs);
     match ours.recv()? {
-        Some((m, _)) if m.starts_with("ok ") => Ok(Started {
-            init_pid: m[3..].trim().parse().unwrap_or(0),
-            report: ours,
-            monitor,
-        }),
+        Some((m, _)) if m.starts_with("ok ") => {
+            crate::timing::mark("cli: guest started");
+            Ok(Started {
+                init_pid: m[3..].trim().parse().unwrap_or(0),
+                report: ours,
+                monitor,
+            })
+        }
         Some((m, _)) => Err(Error::Setup(format!(
             "guest '{name}' did not start: {}",
             m.strip_prefix("error ").unwrap_or(&m)

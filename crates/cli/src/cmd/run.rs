@@ -134,6 +134,7 @@ pub fn run(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<Ex
         }
     };
     let _ = started.monitor.wait();
+    vs_runtime::timing::mark("cli: exit reported, monitor gone");
     Ok(code(status))
 }
 
