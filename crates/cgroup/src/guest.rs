@@ -399,6 +399,23 @@ impl GuestCgroup {
         Ok(())
     }
 
+    /// Moves process `pid` into the guest's cgroup in every hierarchy but
+    /// cgroup2: for a child that `clone3(CLONE_INTO_CGROUP)` already put
+    /// in [`GuestCgroup::v2_dir`]. (A migration costs an RCU grace period
+    /// on the first write in a while — 5 ms and more here — so none is
+    /// spent where the kernel placed the process already.)
+    pub fn join_besides_v2(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(Error::InvalidPid(pid));
+        }
+        for (h, dir) in &self.dirs {
+            if *h != Hierarchy::V2 {
+                self.fs.attach(dir, pid)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every process in the guest's cgroups and the sub-cgroups it made,
     /// in every hierarchy; sorted, without duplicates.
     pub fn procs(&self) -> Result<Vec<i32>> {

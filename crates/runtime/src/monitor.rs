@@ -26,6 +26,54 @@ fn log(msg: &str) {
     eprintln!("[{now}] {msg}");
 }
 
+/// The monitor's side of the init's setup: nice level, id maps, private
+/// network, and the idmapped root it sends with `go`; returns once the
+/// init says `ready`.
+fn set_up_init(plan: &Plan, pid: i32, ours: &Channel) -> Result<()> {
+    if let Some(nice) = plan.nice {
+        // From the host: lowering the nice level needs CAP_SYS_NICE in the
+        // host's user namespace, which the guest's root lacks.
+        // SAFETY: setpriority on our own child.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    }
+    let userns = match plan.idmap {
+        Some(m) => {
+            ns::write_id_maps(pid, &[m])?;
+            let path = format!("/proc/{pid}/ns/user");
+            Some(std::fs::File::open(&path).map_err(|e| Error::io(&path, "open", e))?)
+        }
+        None => None,
+    };
+    if let Some(net) = &plan.private_net {
+        crate::net::setup_private(net, pid)?;
+    }
+    let tree = mount::clone_tree(rustix::fs::CWD, &plan.vdir, true)?;
+    if let Some(ns) = &userns {
+        mount::set_attr(
+            tree.as_fd(),
+            Attr::empty(),
+            Attr::empty(),
+            true,
+            Some(ns.as_fd()),
+            &plan.vdir,
+        )?;
+    }
+    crate::timing::mark("monitor: id maps, network, idmapped root");
+    ours.send("go", Some(tree.as_fd()))?;
+    match ours.recv()? {
+        Some((m, _)) if m == "ready" => {
+            crate::timing::mark("monitor: init ready");
+            Ok(())
+        }
+        Some((m, _)) => Err(Error::Setup(
+            m.strip_prefix("error ").unwrap_or(&m).to_owned(),
+        )),
+        None => Err(Error::Setup(
+            "the guest's init ended before it was ready".into(),
+        )),
+    }
+}
+
 /// Creates the guest's init; returns its pid and pidfd once it is ready.
 fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     if plan.virt_uptime {
@@ -51,52 +99,21 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(theirs);
-    cgroup.join(pid)?;
-    crate::timing::mark("monitor: joined cgroups");
-    if let Some(nice) = plan.nice {
-        // From the host: lowering the nice level needs CAP_SYS_NICE in the
-        // host's user namespace, which the guest's root lacks.
-        // SAFETY: setpriority on our own child.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
-    }
-    let result = (|| -> Result<()> {
-        let userns = match plan.idmap {
-            Some(m) => {
-                ns::write_id_maps(pid, &[m])?;
-                let path = format!("/proc/{pid}/ns/user");
-                Some(std::fs::File::open(&path).map_err(|e| Error::io(&path, "open", e))?)
-            }
-            None => None,
-        };
-        if let Some(net) = &plan.private_net {
-            crate::net::setup_private(net, pid)?;
-        }
-        let tree = mount::clone_tree(rustix::fs::CWD, &plan.vdir, true)?;
-        if let Some(ns) = &userns {
-            mount::set_attr(
-                tree.as_fd(),
-                Attr::empty(),
-                Attr::empty(),
-                true,
-                Some(ns.as_fd()),
-                &plan.vdir,
-            )?;
-        }
-        crate::timing::mark("monitor: id maps, network, idmapped root");
-        ours.send("go", Some(tree.as_fd()))?;
-        match ours.recv()? {
-            Some((m, _)) if m == "ready" => {
-                crate::timing::mark("monitor: init ready");
-                Ok(())
-            }
-            Some((m, _)) => Err(Error::Setup(
-                m.strip_prefix("error ").unwrap_or(&m).to_owned(),
-            )),
-            None => Err(Error::Setup(
-                "the guest's init ended before it was ready".into(),
-            )),
-        }
-    })();
+    // clone3 put the init in the cgroup2 directory; each v1 hierarchy takes
+    // a migration, and the first in a while costs an RCU grace period (5 ms
+    // and more here): done on a thread while the init sets itself up, and
+    // finished before the init may run guest code (it waits for `run`).
+    let result = std::thread::scope(|s| {
+        let joining = s.spawn(|| cgroup.join_besides_v2(pid));
+        let set_up = set_up_init(plan, pid, &ours);
+        let joined = joining
+            .join()
+            .unwrap_or_else(|_| Err(vs_cgroup::Error::InvalidPid(pid)));
+        crate::timing::mark("monitor: joined cgroups");
+        set_up?;
+        joined?;
+        ours.send("run", None)
+    });
     if let Err(e) = result {
         let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = ns::wait_pidfd(pidfd.as_fd(), false);

@@ -294,6 +294,22 @@ pub fn restrict(plan: &Plan) -> Result<Vec<String>> {
     Ok(notes)
 }
 
+/// Tells the monitor the init is set up, then waits for its `run`: the
+/// monitor moves the init into the guest's v1 cgroups while the init sets
+/// itself up, and no guest code may run before that is done.
+fn ready(chan: &Channel) -> Result<()> {
+    chan.send("ready", None)?;
+    match chan.recv()? {
+        Some((m, _)) if m == "run" => Ok(()),
+        Some((m, _)) => Err(Error::Setup(format!(
+            "unexpected message from the monitor: {m}"
+        ))),
+        None => Err(Error::Setup(
+            "the monitor went away before the guest could run".into(),
+        )),
+    }
+}
+
 /// The init side, from the child of clone3 up to exec. Returns only on
 /// error; the caller reports it to the monitor and exits.
 pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible> {
@@ -358,7 +374,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
             }
             restrict(plan)?;
             crate::timing::mark("init: restricted, ready");
-            chan.send("ready", None)?;
+            ready(&chan)?;
             Err(crate::reaper::exec(argv, &plan.env_strings()))
         }
         Init::Reaper { main, mode } => {
@@ -369,7 +385,7 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
             }
             restrict(plan)?;
             crate::timing::mark("init: restricted, ready");
-            chan.send("ready", None)?;
+            ready(&chan)?;
             drop(chan);
             crate::reaper::run(main.as_deref(), &plan.env_strings(), *mode)
         }
