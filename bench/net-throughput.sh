@@ -39,6 +39,12 @@ SHARED=$(send 10.91.0.2)
 $VS bpriv start; $VS bpriv exec sh -c "nc -l -p 5001 >/dev/null &"; sleep 0.3
 PRIV=$(send 10.92.0.2)
 $VS bshared stop; $VS bpriv stop
+echo
+echo "## Network throughput"
+echo
+echo "\`bench/net-throughput.sh $MIB\`: $MIB MiB per path over one TCP stream, a Python sender on the"
+echo "host, busybox \`nc\` receiving in the guest, everything in a network namespace of its own."
+echo
 echo "| path | MB/s | ratio to host->host |"
 echo "|---|---|---|"
 echo "| host -> host (loopback) | $HOST | 1.00 |"

@@ -108,7 +108,7 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
         let set_up = set_up_init(plan, pid, &ours);
         let joined = joining
             .join()
-            .unwrap_or_else(|_| Err(vs_cgroup::Error::InvalidPid(pid)));
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         crate::timing::mark("monitor: joined cgroups");
         set_up?;
         joined?;
