@@ -1,7 +1,8 @@
 //! `exec`, `suexec` and `enter`: a new process inside a running guest,
 //! without a round trip through the monitor (DESIGN §2). A helper forked
-//! from the CLI makes itself non-dumpable, joins the guest's cgroup, then
-//! all of init's namespaces at once through its pidfd, takes the guest's
+//! from the CLI into the guest's cgroup2 directory (clone3) makes itself
+//! non-dumpable, joins the guest's v1 cgroups (hybrid and legacy hosts),
+//! then all of init's namespaces at once through its pidfd, takes the guest's
 //! rlimits, bounding set and seccomp filter, closes every host fd, and
 //! forks the command (which is then inside the guest's pid namespace).
 
@@ -89,12 +90,18 @@ fn open_init(paths: &Paths, spec: &GuestSpec) -> Result<OwnedFd> {
 fn helper(
     plan: &Plan,
     cg: &GuestCgroup,
+    in_v2: bool,
     init: &OwnedFd,
     argv: &[String],
     opts: &ExecOptions,
 ) -> Result<i32> {
     vs_sys::ns::set_non_dumpable()?;
-    cg.join(std::process::id() as i32)?;
+    let me = std::process::id() as i32;
+    if in_v2 {
+        cg.join_besides_v2(me)?;
+    } else {
+        cg.join(me)?;
+    }
     let mut nsflags = plan.namespaces;
     if plan.virt_uptime {
         nsflags |= flags::TIME;
@@ -211,28 +218,26 @@ pub fn spawn(paths: &Paths, spec: &GuestSpec, argv: &[String], opts: &ExecOption
         CString::new(a.as_str())
             .map_err(|_| Error::Setup(format!("argument '{a}' contains NUL")))?;
     }
+    // Born in the guest's cgroup2 directory (CLONE_INTO_CGROUP): no
+    // migration there, only into the v1 hierarchies of a hybrid host.
+    let v2 = cg.v2_dir_fd().ok();
     // SAFETY: the CLI is single-threaded here; the child runs `helper` and
     // leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::io(
-            "fork",
-            "start the exec helper",
-            std::io::Error::last_os_error(),
-        ));
+    let forked = unsafe { ns::clone3(0, v2.as_ref().map(|f| f.as_fd())) }?;
+    match forked {
+        ns::Forked::Parent { pid, .. } => Ok(pid),
+        ns::Forked::Child => {
+            let code = match helper(&plan, &cg, v2.is_some(), &init, argv, opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("vserver: {e}");
+                    125
+                }
+            };
+            // SAFETY: leave the helper without the CLI's destructors.
+            unsafe { libc::_exit(code) }
+        }
     }
-    if pid == 0 {
-        let code = match helper(&plan, &cg, &init, argv, opts) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("vserver: {e}");
-                125
-            }
-        };
-        // SAFETY: leave the helper without the CLI's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    Ok(pid)
 }
 
 /// Waits for a helper; `limit` bounds the wait (then it is killed).
