@@ -308,3 +308,45 @@ fn ccap_set_utsname_decides_whether_the_guest_may_rename_itself() {
         format!("{fixed}\n")
     );
 }
+
+#[test]
+fn the_device_filter_refuses_nodes_outside_the_guest_dev() {
+    let env = Env::new();
+    for (prefix, extra) in [("devp", &["--privileged"][..]), ("devu", &[][..])] {
+        let name = guest(&env, prefix, extra);
+        // Nodes a guest might find in its tree: /dev/kmsg's (1:11, not
+        // allowed) and /dev/null's (1:3, allowed) under other names.
+        let tree = env.path(&format!("var/lib/vservers/{name}/root"));
+        for (node, minor) in [("kmsg", "11"), ("null2", "3")] {
+            let p = tree.join(node);
+            let st = Command::new("mknod")
+                .args([p.to_str().unwrap(), "c", "1", minor])
+                .status()
+                .unwrap();
+            assert!(st.success(), "mknod {}", p.display());
+        }
+        // The host (outside the guest's cgroup) may open both.
+        assert!(
+            fs::OpenOptions::new()
+                .write(true)
+                .open(tree.join("kmsg"))
+                .is_ok()
+        );
+        env.run(&[&name, "start"]).ok();
+        let _s = Stopper(&env, name.clone());
+        let r = env.exec(&name, &["sh", "-c", ": > /root/kmsg"]);
+        assert_ne!(r.code, 0, "{prefix}: /root/kmsg opened: {r:#?}");
+        assert!(
+            r.stderr.contains("Operation not permitted"),
+            "{prefix}: {r:#?}"
+        );
+        env.exec(
+            &name,
+            &["sh", "-c", "echo x > /root/null2 && echo y > /dev/null"],
+        )
+        .ok();
+        // What the guest's /dev holds still works, ptys included.
+        env.exec(&name, &["sh", "-c", "head -c 4 /dev/urandom > /dev/zero"])
+            .ok();
+    }
+}

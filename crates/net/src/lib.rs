@@ -7,7 +7,8 @@
 //! `bind(ANY)` into its first address and `127.0.0.1` into its own loopback
 //! address, give its outgoing connections its source address, and refuse
 //! its unix connections to abstract names ([`bpf::progs`] lists every rule),
-//! and count its traffic ([`bpf::count`]).
+//! and count its traffic ([`bpf::count`]). The device filter every guest
+//! gets ([`bpf::devices`]) shares the assembler and loader.
 //! Later also netlink (addresses, links, veth, bridges) and nftables NAT for
 //! private mode. It depends on `vs-sys` and `vs-config`.
 

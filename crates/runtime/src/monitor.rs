@@ -223,6 +223,21 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     }
+    // Secure device nodes: before the init exists, so no guest process ever
+    // runs without the filter. It goes with the cgroup.
+    if let Some(fd) = cgroup.v2_dir().map(|_| cgroup.v2_dir_fd()) {
+        let attached = fd.map_err(Error::from).and_then(|fd| {
+            vs_net::bpf::devices::attach(fd.as_fd())
+                .map_err(|e| Error::Setup(format!("device filter: {e}")))
+        });
+        if let Err(e) = attached {
+            fail(&mut report, &e);
+            let _ = cleanup(paths, name);
+            return 1;
+        }
+    } else {
+        log("warning: no cgroup2 hierarchy: no device filter for this guest");
+    }
     let mut added = Vec::new();
     if let Some(net) = &plan.shared_net {
         if spec.nflags.contains(&vs_config::NFlag::HideNetif) {

@@ -10,6 +10,7 @@
 pub mod asm;
 pub mod btf;
 pub mod count;
+pub mod devices;
 pub mod progs;
 pub mod sys;
 
