@@ -74,3 +74,27 @@ fn a_running_guest_is_not_deleted() {
     env.run(&[&n, "delete", "--force"]).ok();
     assert!(env.traces_of(&n).is_empty());
 }
+
+#[test]
+fn a_tree_that_is_not_the_guest_own_is_kept() {
+    let env = Env::new();
+    let (a, b) = (unique("own"), unique("borrow"));
+    env.run(&[&a, "build", "-m", "busybox"]).ok();
+    env.run(&[&b, "build", "-m", "skeleton"]).ok();
+    // b borrows a's tree through its vdir link.
+    let a_tree = env.path(&format!("var/lib/vservers/{a}"));
+    let link = env.path(&format!("etc/vservers/{b}/vdir"));
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&a_tree, &link).unwrap();
+    let r = env.run(&[&b, "delete", "--force"]).ok();
+    assert!(
+        r.stderr.contains("kept the tree") && r.stderr.contains(a_tree.to_str().unwrap()),
+        "{r:#?}"
+    );
+    assert!(a_tree.join("bin/busybox").exists(), "a's tree is gone");
+    assert!(!env.path(&format!("etc/vservers/{b}")).exists());
+    // b's own, empty tree stays too (nothing names it any more); a's
+    // delete removes a's tree as before.
+    env.run(&[&a, "delete", "--force"]).ok();
+    assert!(!a_tree.exists());
+}

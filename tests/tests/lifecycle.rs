@@ -277,8 +277,46 @@ fn run_exits_with_the_commands_status() {
     let name = guest(&env, "run", &[]);
     let r = env.run(&[&name, "run", "--", "/bin/true"]);
     assert_eq!(r.code, 0, "{r:#?}");
-    let r = env.run(&[&name, "run", "--", "/bin/sh", "-c", "echo out; exit 7"]);
+    let r = env.run(&[
+        &name,
+        "run",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
     assert_eq!(r.code, 7, "{r:#?}");
+    // The command has the caller's stdio, as with lxc-execute.
+    assert_eq!(r.stdout, "out\n", "{r:#?}");
+    assert!(r.stderr.contains("err\n"), "{r:#?}");
+    let r = env.run_with_input(&[&name, "run", "--", "/bin/cat"], "piped in\n");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "piped in\n"), "{r:#?}");
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+}
+
+#[test]
+fn a_signal_to_run_reaches_the_command() {
+    let env = Env::new();
+    let name = guest(&env, "runsig", &[]);
+    let mut child = env
+        .command(&[&name, "run", "--", "/bin/sleep", "60"])
+        .spawn()
+        .unwrap();
+    wait_for("the guest to run", Duration::from_secs(10), || {
+        env.run(&[&name, "running"]).code == 0
+    });
+    let t = Instant::now();
+    // SIGTERM to the vserver process this test started.
+    let k = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let st = child.wait().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // sleep ended by the reaper's SIGTERM: 128 + 15.
+    assert_eq!(st.code(), Some(143), "{st:?}");
     assert_eq!(env.run(&[&name, "status"]).code, 3);
     assert_eq!(leftovers(&env, &name), Vec::<String>::new());
 }

@@ -174,6 +174,24 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
     };
     let mut plan = Plan::new(&spec, &mode);
+    // `run`: the caller's stdio (start.rs), for the init to hand on; kept
+    // from everything else the monitor starts (lxcfs, ip).
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let is_open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    let mut run_stdio: Vec<OwnedFd> =
+        if matches!(mode, Mode::Run(_)) && crate::start::RUN_STDIO.into_iter().all(is_open) {
+            crate::start::RUN_STDIO
+                .into_iter()
+                // SAFETY: open (checked above), put there by the CLI for us
+                // alone; nothing else in this process owns them.
+                .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+                .map(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).map(|()| fd))
+                .collect::<std::result::Result<_, _>>()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+    plan.stdio = run_stdio.len() == 3;
     if spec.cflags.contains(&vs_config::CFlag::VirtMem) {
         // Before clone3: the guest's mount namespace must contain the mount.
         let dir = crate::lxcfs::default_dir(&paths.vdirbase());
@@ -280,6 +298,8 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
                 return 1;
             }
         };
+        // The init has the caller's stdio now; the monitor lets go of it.
+        run_stdio.clear();
         let st = RunState {
             context: spec.context,
             init_pid: pid,

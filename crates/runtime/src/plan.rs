@@ -78,6 +78,11 @@ pub struct Plan {
     pub shared_net: Option<crate::net::SharedNet>,
     /// Private network mode (`netns/`).
     pub private_net: Option<crate::net::PrivateNet>,
+    /// `run`: the caller's stdin, stdout and stderr wait at
+    /// [`crate::start::RUN_STDIO`] in the monitor; the init makes them its
+    /// own 0, 1, 2, so the command reads and writes the caller's terminal
+    /// or pipes (set by the monitor).
+    pub stdio: bool,
 }
 
 fn ulimit_resource(r: UlimitResource) -> Resource {
@@ -255,6 +260,7 @@ impl Plan {
             lxcfs: None,
             shared_net: shared_net.then(|| crate::net::SharedNet::new(spec)),
             private_net: crate::net::PrivateNet::new(spec),
+            stdio: false,
         }
     }
 

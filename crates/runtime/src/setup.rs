@@ -356,6 +356,19 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
             std::io::Error::last_os_error(),
         ));
     }
+    if plan.stdio {
+        for (i, from) in crate::start::RUN_STDIO.into_iter().enumerate() {
+            // SAFETY: dup2 of a descriptor the monitor checked onto 0..2,
+            // which nothing in this process holds as an owned fd.
+            if unsafe { libc::dup2(from, i as i32) } != i as i32 {
+                return Err(Error::io(
+                    format!("fd {from}"),
+                    "take the caller's stdio",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+    }
     vs_sys::ns::close_fds_from(4).map_err(sys)?;
     // SAFETY: fd 3 is the duplicate made above and owned from here on.
     let chan = Channel::from_fd(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) });

@@ -1,7 +1,7 @@
 //! `start` and `run` from the CLI's side: spawn the monitor and wait for
 //! its report.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,6 +12,9 @@ use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::plan::Mode;
+
+/// Where `run`'s monitor finds the caller's stdin, stdout and stderr.
+pub const RUN_STDIO: [RawFd; 3] = [4, 5, 6];
 
 /// A started guest.
 #[derive(Debug)]
@@ -78,6 +81,23 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
         .map_err(|e| Error::io(&log_path, "open log", e))?;
     let (ours, theirs) = Channel::pair()?;
     let theirs_fd = theirs.fd().as_raw_fd();
+    // `run`: the command gets our stdin, stdout and stderr (the monitor's
+    // own stay the log). Copies above the range the child's dup2s write.
+    let stdio: Vec<OwnedFd> = if matches!(mode, Mode::Run(_)) {
+        (0..3)
+            .map(|fd| {
+                rustix::io::fcntl_dupfd_cloexec(
+                    // SAFETY: 0, 1 and 2 are open for the whole process.
+                    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                    10,
+                )
+                .map_err(|e| Error::io(format!("fd {fd}"), "duplicate", e.into()))
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let stdio_fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
     let exe = Path::new("/proc/self/exe");
     let mut cmd = Command::new(exe);
     // The prefix travels in the environment, not in argv: the guest's init
@@ -92,11 +112,17 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
         .stdout(log)
         .stderr(log2);
     // SAFETY: between fork and exec only async-signal-safe calls: setsid
-    // and dup2 onto fd 3 (which clears close-on-exec for the copy).
+    // and dup2 onto fds 3 (and 4..6 for `run`), which clears close-on-exec
+    // for the copies.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 || libc::dup2(theirs_fd, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for (&from, to) in stdio_fds.iter().zip(RUN_STDIO) {
+                if libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -106,6 +132,7 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
         .spawn()
         .map_err(|e| Error::io(exe, "start the monitor", e))?;
     drop(theirs);
+    drop(stdio);
     match ours.recv()? {
         Some((m, _)) if m.starts_with("ok ") => {
             crate::timing::mark("cli: guest started");

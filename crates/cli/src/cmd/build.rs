@@ -160,7 +160,7 @@ fn config_from_args(
         cfg.init.style = InitStyle::lookup(s);
         if cfg.init.style == Some(InitStyle::Cmd) {
             return Err(usage(
-                "--initstyle cmd needs a command: write it to apps/init/cmd.start after the build",
+                "--initstyle cmd: the style needs its command, which build cannot take; build with another style, then write the command to apps/init/cmd.start (one argument per line) and 'cmd' to apps/init/style",
             ));
         }
     }

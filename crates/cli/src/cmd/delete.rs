@@ -49,6 +49,15 @@ pub fn run(paths: &Paths, name: &GuestName, a: DeleteArgs) -> anyhow::Result<Exi
         anyhow::bail!("guest '{name}' is running; stop it first");
     }
     let vdir = vdir_of(paths, name);
+    // A `vdir` link may point anywhere (a tree shared by several guests, a
+    // tree kept elsewhere): only the guest's own tree under the vdir base
+    // goes with it; any other is left in place and named.
+    let own = paths.vdirbase().join(name.as_str());
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let (vdir, kept) = match vdir {
+        Some(v) if canon(&v).is_some() && canon(&v) != canon(&own) => (None, Some(v)),
+        other => (other, None),
+    };
     if !a.force {
         eprint!(
             "Delete guest '{name}', its configuration{} ? [y/N] ",
@@ -82,6 +91,13 @@ pub fn run(paths: &Paths, name: &GuestName, a: DeleteArgs) -> anyhow::Result<Exi
     // it for a guest that no longer exists.
     drop(lock);
     remove_dir(&paths.guest_run(name))?;
+    if let Some(k) = kept {
+        eprintln!(
+            "vserver: kept the tree {}: it is not the guest's own ({}); remove it by hand when nothing uses it",
+            k.display(),
+            own.display()
+        );
+    }
     println!("deleted guest '{name}'");
     Ok(ExitCode::SUCCESS)
 }

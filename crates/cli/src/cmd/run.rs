@@ -118,10 +118,49 @@ pub fn restart(paths: &Paths, name: &GuestName, only_if_running: bool) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// `run`: the command is in the guest's session, not in our terminal's
+/// foreground group, so Ctrl-C and a `kill` of this process would not
+/// reach it. From here on SIGINT goes to the guest's init as SIGINT, and
+/// SIGTERM, SIGHUP and SIGQUIT as SIGTERM (its reaper passes SIGTERM to
+/// everyone and ends the run), through a pidfd, as lxc-execute does.
+fn forward_signals(init_pid: i32) {
+    let Ok(init) = vs_sys::ns::pidfd_open(init_pid) else {
+        return;
+    };
+    // SAFETY: a zeroed sigset_t is valid storage for sigemptyset, which
+    // initialises it; sigaddset and pthread_sigmask take it by pointer.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        loop {
+            let mut sig = 0;
+            // SAFETY: sigwait on a valid set; the signals are blocked in
+            // every thread (the mask was set before this one started).
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            let to = if sig == libc::SIGINT {
+                libc::SIGINT
+            } else {
+                libc::SIGTERM
+            };
+            let _ = vs_sys::ns::pidfd_signal(init.as_fd(), to);
+        }
+    });
+}
+
 /// `run -- CMD`: a new instance whose only job is CMD.
 pub fn run(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<ExitCode> {
     let spec = load(paths, name)?;
     let mut started = start_with_hooks(paths, &spec, &Mode::Run(a.cmd))?;
+    forward_signals(started.init_pid);
     let status = loop {
         match started.report.recv()? {
             Some((m, _)) if m.starts_with("exit ") => {
