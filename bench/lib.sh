@@ -47,6 +47,7 @@ section() { printf '\n## %s\n\n' "$1"; }
 cmdline() { printf '`bench/%s`' "$(basename "$0")"; }
 
 # lxc_conf NAME ROOT [EXTRA...]: writes an LXC container config for
+# (never lxc-destroy such a container: that deletes ROOT, a shared tree)
 # lxc-execute / lxc-start with rootfs ROOT and no network, unconfined
 # (no AppArmor on this host), cgroups under $BENCH_CG/lxc.
 lxc_conf() {
@@ -66,16 +67,18 @@ lxc_conf() {
   echo "$LXCPATH/$name/config"
 }
 
-# oci_bundle NAME ROOT ARGS_JSON [USERNS]: writes an OCI bundle for crun
-# and runc: read-only ROOT, process ARGS_JSON (e.g. '["/bin/true"]'),
+# oci_bundle NAME ROOT ARGS_JSON [USERNS [BASE]]: writes an OCI bundle for
+# crun and runc: read-only ROOT, process ARGS_JSON (e.g. '["/bin/true"]'),
 # cgroupsPath /$BENCH_CG/oci/NAME; with USERNS=1 a user namespace mapping
-# 0..65535 to 200000.
+# 0..65535 to BASE (default 300000, the range every peer's user namespace
+# uses here).
 oci_bundle() {
-  name=$1; root=$2; args=$3; userns=${4:-0}
+  name=$1; root=$2; args=$3; userns=${4:-0}; base=${5:-300000}
   d=$OCI/$name; mkdir -p "$d"
-  python3 - "$d/config.json" "$root" "$args" "$userns" "$BENCH_CG/oci/$name" <<'PY'
+  python3 - "$d/config.json" "$root" "$args" "$userns" "$BENCH_CG/oci/$name" "$base" <<'PY'
 import json, sys
 path, root, args, userns, cg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+base = int(sys.argv[6])
 caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 c = {
   "ociVersion": "1.0.2",
@@ -101,8 +104,8 @@ c = {
 }
 if userns:
     c["linux"]["namespaces"].append({"type": "user"})
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
     # sysfs cannot be mounted in a user namespace without a network
     # namespace of its own owned by it: bind the host's read-only.
     c["mounts"][-1] = {"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
@@ -118,11 +121,20 @@ PY
 # row says what that adds).
 crun_ns() {
   if [ ! -s "$BENCH/crun-ns.pid" ] || ! kill -0 "$(cat "$BENCH/crun-ns.pid")" 2>/dev/null; then
-    unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec sleep 100000' &
+    unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec sleep 100000' \
+      </dev/null >/dev/null 2>&1 &
     echo $! > "$BENCH/crun-ns.pid"
     sleep 0.2
   fi
   cat "$BENCH/crun-ns.pid"
+}
+
+# crun_ns_stop: ends the process crun_ns started (bench/enter calls it).
+crun_ns_stop() {
+  if [ -s "$BENCH/crun-ns.pid" ]; then
+    kill "$(cat "$BENCH/crun-ns.pid")" 2>/dev/null || true
+    rm -f "$BENCH/crun-ns.pid"
+  fi
 }
 
 # median: the median of the numbers on stdin, one per line.

@@ -49,7 +49,11 @@ def main():
     ok, failed = [], []
     devnull = os.open(os.devnull, os.O_WRONLY)
     for name, argv, cmd in cmds:
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as e:
+            failed.append((name, cmd, 127, str(e)))
+            continue
         if r.returncode != 0:
             err = r.stderr.decode(errors="replace").strip().splitlines()
             failed.append((name, cmd, r.returncode, err[0] if err else ""))
