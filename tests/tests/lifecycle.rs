@@ -106,6 +106,20 @@ fn a_started_guest_is_a_security_context() {
     );
     assert_eq!(env.exec(&name, &["hostname"]).ok().stdout, "guesthost\n");
 
+    // The cgroup namespace is rooted at the guest's own cgroups in every
+    // hierarchy it has (so a cgroup mount inside shows only the guest):
+    // the init's and an exec'd process's paths are all "/".
+    for who in ["1", "self"] {
+        let cg = env
+            .exec(&name, &["cat", &format!("/proc/{who}/cgroup")])
+            .ok()
+            .stdout;
+        assert!(
+            cg.lines().all(|l| l.ends_with(":/")),
+            "/proc/{who}/cgroup inside:\n{cg}"
+        );
+    }
+
     // Only the guest's processes: init, and ps itself (plus its shell-less parent).
     let ps = env.exec(&name, &["ps", "-o", "pid,comm"]).ok().stdout;
     let rows: Vec<&str> = ps.lines().skip(1).collect();

@@ -84,7 +84,10 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     crate::timing::mark("monitor: clone3");
     // SAFETY: the monitor is single-threaded; the child runs the init side
     // and leaves with _exit or exec.
-    let forked = unsafe { ns::clone3(plan.namespaces, Some(cg_fd.as_fd()))? };
+    // The cgroup namespace comes later, from the init itself, once it is in
+    // the guest's v1 cgroups (see `setup::ready`): made here it would be
+    // rooted at the monitor's v1 cgroups, above every guest.
+    let forked = unsafe { ns::clone3(plan.namespaces & !ns::flags::CGROUP, Some(cg_fd.as_fd()))? };
     let (pid, pidfd) = match forked {
         Forked::Child => {
             drop(ours);

@@ -296,11 +296,13 @@ pub fn restrict(plan: &Plan) -> Result<Vec<String>> {
 
 /// Tells the monitor the init is set up, then waits for its `run`: the
 /// monitor moves the init into the guest's v1 cgroups while the init sets
-/// itself up, and no guest code may run before that is done.
+/// itself up, and no guest code may run before that is done. Then the
+/// init's cgroup namespace, rooted at the guest's own cgroups in every
+/// hierarchy (in cgroup2 the init was born there; in v1 it is only now).
 fn ready(chan: &Channel) -> Result<()> {
     chan.send("ready", None)?;
     match chan.recv()? {
-        Some((m, _)) if m == "run" => Ok(()),
+        Some((m, _)) if m == "run" => vs_sys::ns::new_cgroup_namespace().map_err(sys),
         Some((m, _)) => Err(Error::Setup(format!(
             "unexpected message from the monitor: {m}"
         ))),

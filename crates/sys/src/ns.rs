@@ -167,6 +167,21 @@ pub fn join(pidfd: BorrowedFd<'_>, ns: u64) -> Result<()> {
     Ok(())
 }
 
+/// Puts the caller in a new cgroup namespace rooted at the cgroups it is
+/// in now, in every hierarchy.
+pub fn new_cgroup_namespace() -> Result<()> {
+    // SAFETY: unshare with one flag; changes only the caller's view of
+    // /proc/self/cgroup and of cgroup mounts.
+    if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        return Err(Error::io(
+            "unshare",
+            "new cgroup namespace",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Makes the children of the caller start in a new time namespace whose
 /// monotonic and boot-time clocks read about zero: the guest's uptime then
 /// counts from its start (VIRT_UPTIME). The caller itself stays where it is.
