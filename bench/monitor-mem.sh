@@ -1,0 +1,393 @@
+#!/bin/sh
+# bench/monitor-mem.sh: what a guest costs in memory while it idles, against
+# LXC.
+#
+# 1. One busybox guest of ours (sysv style, the default cflags, so with
+#    VIRT_MEM: lxcfs) is started; RSS, PSS and USS (Private_Clean +
+#    Private_Dirty) from /proc/PID/smaps_rollup of its monitor
+#    `vserver:[mm00]` (monitor_pid of state.json), of its init (init_pid) and
+#    of the other guest processes (descendants of the init: syslogd from
+#    rc 3), and of the lxcfs serving it (one for all guests). The same for an
+#    LXC container on the same busybox tree booting busybox init: its
+#    `[lxc monitor]` (the parent of the container's init, `lxc-info -pH`),
+#    the init and syslogd.
+# 2. 20 idle guests (19 more started): the sum of PSS of every process of
+#    each guest (monitor + init + guest processes) / 20, the median PSS and
+#    RSS of the monitors, the v1 memory cgroup usage of each guest
+#    (memory.usage_in_bytes of the memory cgroup its init is in, i.e. the
+#    path of state.json `cgroups`), and the drop of MemAvailable from before
+#    the first start to 1 s after the 20th, / 20 (a rough whole-system
+#    figure: other activity on the host moves it). The same for 20 LXC
+#    containers.
+# Our guests share the busybox tree $BB through their vdir link (as the LXC
+# containers share it), so the binary's pages are shared alike.
+# Names: mm00-mm19 (contexts 5110-5129), LXC mml00-mml19. Everything is
+# stopped and removed on exit (trap).
+. "$(dirname "$0")/lib.sh"
+
+E=$VSERVER_ROOT/etc/vservers
+V=$VSERVER_ROOT/var/lib/vservers
+LXCFS_DIR=$V/.lxcfs
+COUNT=${MM_COUNT:-20}
+GUESTS=$(seq -f 'mm%02g' 0 $((COUNT - 1)))
+LXCS=$(seq -f 'mml%02g' 0 $((COUNT - 1)))
+TMP=$(mktemp -d /tmp/monitor-mem.XXXXXX)
+
+# --- helpers (the same in lifecycle.sh, monitor-mem.sh, density.sh) ---
+
+# lxcfs_up: true when the shared lxcfs is mounted in this mount namespace.
+lxcfs_up() { grep -q " $LXCFS_DIR [^ ]* .* - fuse.lxcfs " /proc/self/mountinfo; }
+LXCFS_BEFORE=0; lxcfs_up && LXCFS_BEFORE=1
+
+# vs_gone NAME: stops and deletes one of this script's guests. A vdir that
+# is not the guest's own tree (a link to a shared tree) is unlinked first,
+# so that `delete` can never remove $BB or $DEB.
+vs_gone() {
+  [ -d "$E/$1" ] || return 0
+  "$VS" "$1" stop >/dev/null 2>&1 || true
+  if [ -L "$E/$1/vdir" ] && [ "$(readlink "$E/$1/vdir")" != "$V/$1" ]; then
+    rm -f "$E/$1/vdir"
+  fi
+  for t in "$BB" "$DEB"; do
+    if [ "$(readlink -f "$E/$1/vdir" 2>/dev/null || echo "$V/$1")" = "$(readlink -f "$t")" ]; then
+      echo "monitor-mem: refusing to delete $1: its vdir is $t" >&2; return 1
+    fi
+  done
+  "$VS" "$1" delete --force >/dev/null 2>&1 || echo "monitor-mem: delete $1 failed" >&2
+}
+
+# lxcfs_mine: the pids of the lxcfs instances this script's guests started
+# (from their logs), to stop at the end when none was mounted before: an
+# lxcfs left in a dead private mount namespace keeps DIR.pid locked and
+# makes the next session's first start fail.
+lxcfs_mine() {
+  for g in "$@"; do
+    sed -n 's/.*started lxcfs on .* (pid \([0-9]*\)).*/\1/p' "$VSERVER_ROOT/var/log/vservers/$g.log" 2>/dev/null
+  done
+}
+lxcfs_stop() {
+  [ "$LXCFS_BEFORE" = 1 ] && return 0
+  for pid in "$@"; do
+    [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = lxcfs ] || continue
+    [ "$(readlink /proc/"$pid"/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] || continue
+    umount -l "$LXCFS_DIR" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    echo "monitor-mem: stopped the lxcfs this script started (pid $pid)" >&2
+  done
+}
+
+# cg_rm PATH: removes PATH (relative to each hierarchy) depth-first in
+# every cgroup hierarchy; only empty cgroups go.
+cg_rm() {
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h$1" ] && find "$h$1" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  return 0
+}
+
+# lxc_gone NAME: kills and removes one of this script's LXC containers.
+lxc_gone() {
+  [ -d "$LXCPATH/$1" ] || return 0
+  lxc-stop -P "$LXCPATH" -n "$1" -k >/dev/null 2>&1 || true
+  rm -rf "${LXCPATH:?}/$1"
+  cg_rm "$BENCH_CG/lxc/$1"
+}
+
+# lxc_bb NAME [LINES...]: a container on the shared busybox tree booting
+# busybox init, with its own /etc (a copy of $BB/etc plus an inittab that
+# runs rc 3 at boot and rc 0 at shutdown) bound over the tree's.
+lxc_bb() {
+  n=$1; shift
+  lxc_conf "$n" "$BB" "lxc.init.cmd = /sbin/init" "lxc.signal.halt = SIGUSR2" \
+    "lxc.mount.entry = $LXCPATH/$n/etc etc none bind 0 0" "$@" >/dev/null
+  cp -a "$BB/etc" "$LXCPATH/$n/etc"
+  printf '::sysinit:/etc/init.d/rc 3\n::shutdown:/etc/init.d/rc 0\n' > "$LXCPATH/$n/etc/inittab"
+}
+
+cleanup() {
+  set +e
+  for n in $LXCS; do lxc_gone "$n"; done
+  for g in $GUESTS; do "$VS" "$g" stop >/dev/null 2>&1; done
+  pids=$(lxcfs_mine $GUESTS)
+  for g in $GUESTS; do vs_gone "$g"; done
+  lxcfs_stop $pids
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- setup ---
+for g in $GUESTS; do vs_gone "$g"; done
+for n in $LXCS; do lxc_gone "$n"; done
+[ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
+i=0
+for g in $GUESTS; do
+  "$VS" "$g" build -m skeleton --context $((5110 + i)) >/dev/null 2>"$TMP/err" || die "build $g: $(head -1 "$TMP/err")"
+  rm -rf "${V:?}/$g"
+  ln -sfn "$BB" "$E/$g/vdir"
+  i=$((i + 1))
+done
+for n in $LXCS; do lxc_bb "$n"; done
+
+export VS LXCPATH TMP VSERVER_ROOT LXCFS_DIR COUNT
+python3 - $GUESTS -- $LXCS <<'PY'
+import json, os, statistics, subprocess, sys, time
+
+VS, LXCPATH, TMP, ROOT = os.environ["VS"], os.environ["LXCPATH"], os.environ["TMP"], os.environ["VSERVER_ROOT"]
+LXCFS_DIR, COUNT = os.environ["LXCFS_DIR"], int(os.environ["COUNT"])
+sep = sys.argv.index("--")
+GUESTS, LXCS = sys.argv[1:sep], sys.argv[sep + 1:]
+
+
+def log(*a):
+    print("monitor-mem:", *a, file=sys.stderr, flush=True)
+
+
+def run(argv):
+    with open(os.path.join(TMP, "stderr"), "w+") as err:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        err.seek(0)
+        lines = [l.strip() for l in err.read().splitlines() if l.strip()]
+    return r.returncode, (lines[0] if lines else "")
+
+
+def meminfo(key="MemAvailable"):
+    for l in open("/proc/meminfo"):
+        if l.startswith(key + ":"):
+            return int(l.split()[1])
+
+
+def rollup(pid):
+    """(rss, pss, uss) in KiB from /proc/PID/smaps_rollup."""
+    f = {}
+    for l in open(f"/proc/{pid}/smaps_rollup"):
+        p = l.split()
+        if len(p) >= 3 and p[2] == "kB":
+            f[p[0].rstrip(":")] = int(p[1])
+    return f["Rss"], f["Pss"], f.get("Private_Clean", 0) + f.get("Private_Dirty", 0)
+
+
+def children_map():
+    m = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                s = open(f"/proc/{d}/stat").read()
+                ppid = int(s[s.rindex(")") + 2:].split()[1])
+                m.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError):
+                pass
+    return m
+
+
+def descendants(pid, cm):
+    out, todo = [], list(cm.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(cm.get(p, []))
+    return out
+
+
+def comm(pid):
+    return open(f"/proc/{pid}/comm").read().strip()
+
+
+def name(pid):
+    """argv[0] as ps shows it (`vserver:[NAME]`, `[lxc monitor]`)."""
+    a = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    a0 = a[0].decode(errors="replace")
+    if a0.startswith("[") and len(a) > 1:
+        a0 = a0.split(" /")[0]
+    return a0 or comm(pid)
+
+
+KERNEL = ("Slab", "PageTables", "KernelStack")
+
+
+def kernel_kib():
+    return sum(meminfo(k) for k in KERNEL)
+
+
+def memcg_usage(pid):
+    for l in open(f"/proc/{pid}/cgroup"):
+        h, ctrl, path = l.rstrip("\n").split(":", 2)
+        if "memory" in ctrl.split(","):
+            return int(open(f"/sys/fs/cgroup/memory{path}/memory.usage_in_bytes").read()) // 1024, path
+    return None, None
+
+
+def lxcfs_pid():
+    """The lxcfs serving our mount: the pid-file holder if it lives in our
+    mount namespace, else the lxcfs process that does."""
+    me = os.readlink("/proc/self/ns/mnt")
+    cands = []
+    try:
+        cands.append(int(open(LXCFS_DIR + ".pid").read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        pass
+    cands += [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    for p in cands:
+        try:
+            if comm(p) == "lxcfs" and os.readlink(f"/proc/{p}/ns/mnt") == me:
+                return p
+        except OSError:
+            pass
+    return None
+
+
+class Ours:
+    label = "vserver"
+
+    def start(self, g):
+        rc, err = run([VS, g, "start"])
+        if rc != 0 and "lxcfs" in err:
+            log("start failed on lxcfs, retrying:", err)
+            rc, err = run([VS, g, "start"])
+        return rc, err
+
+    def pids(self, g):
+        st = json.load(open(f"{ROOT}/run/vservers/{g}/state.json"))
+        return st["monitor_pid"], st["init_pid"]
+
+    def stop(self, g):
+        return run([VS, g, "stop"])
+
+
+class Lxc:
+    label = "LXC"
+
+    def lxc(self, *a):
+        return ["lxc-" + a[0], "-P", LXCPATH, "-n", a[1], *a[2:]]
+
+    def start(self, n):
+        rc, err = run(self.lxc("start", n, "-d", "-o", f"{LXCPATH}/{n}/lxc.log", "-l", "WARN"))
+        if rc == 0:
+            rc, err = run(self.lxc("wait", n, "-s", "RUNNING", "-t", "10"))
+        return rc, err
+
+    def pids(self, n):
+        r = subprocess.run(self.lxc("info", n, "-pH"), capture_output=True, text=True)
+        init = int(r.stdout.split()[0])
+        s = open(f"/proc/{init}/stat").read()
+        return int(s[s.rindex(")") + 2:].split()[1]), init
+
+    def stop(self, n):
+        return run(self.lxc("stop", n, "-k"))
+
+
+def measure(rt, names):
+    """Per guest: pids and smaps of monitor, init, others; memcg usage."""
+    cm = children_map()
+    res = []
+    for n in names:
+        mon, init = rt.pids(n)
+        others = [p for p in descendants(init, cm)]
+        usage, path = memcg_usage(init)
+        res.append({"name": n, "monitor": (mon, name(mon), rollup(mon)), "init": (init, name(init), rollup(init)),
+                    "others": [(p, name(p), rollup(p)) for p in others], "memcg": usage, "memcg_path": path,
+                    "extra": [p for p in descendants(mon, cm) if p != init and p not in others]})
+    return res
+
+
+def kib(v):
+    return f"{v:,}".replace(",", " ")
+
+
+def run_runtime(rt, names):
+    r = {"fail": None}
+    m0, k0 = meminfo(), kernel_kib()
+    rc, err = rt.start(names[0])
+    if rc != 0:
+        r["fail"] = f"start of {names[0]} failed (exit {rc}): {err}"
+        return r
+    time.sleep(1)
+    r["one"] = measure(rt, names[:1])[0]
+    started = 1
+    for n in names[1:]:
+        rc, err = rt.start(n)
+        if rc != 0:
+            r["fail"] = f"start of {n} failed (exit {rc}): {err}"
+            break
+        started += 1
+    time.sleep(1)
+    m1, k1 = meminfo(), kernel_kib()
+    r["kernel"] = (k1 - k0) / started
+    r["all"] = measure(rt, names[:started])
+    r["n"] = started
+    r["drop"] = (m0 - m1) / started
+    if isinstance(rt, Ours):
+        lp = lxcfs_pid()
+        r["lxcfs"] = (lp, rollup(lp)) if lp else None
+    for n in names[:started]:
+        rc, err = rt.stop(n)
+        if rc != 0:
+            log(f"stop {n} failed: {err}")
+    return r
+
+
+ours = run_runtime(Ours(), GUESTS)
+log("ours done")
+lxc = run_runtime(Lxc(), LXCS)
+log("lxc done")
+
+print("\n## Monitor memory and host memory per idle guest\n")
+print("`bench/monitor-mem.sh`: busybox guests idling after their boot (sysv style: our built-in init "
+      "+ syslogd from `/etc/init.d/rc 3`; default cflags, so with VIRT_MEM and the shared lxcfs), and LXC "
+      "containers on the same busybox tree booting busybox init (inittab running the same rc 3), privileged, "
+      "without lxcfs. Our guests share the tree `$BB` through their `vdir` link, as the LXC containers do. "
+      "RSS, PSS (shared pages divided among the processes mapping them) and USS (private pages) come from "
+      "`/proc/PID/smaps_rollup`, in KiB. Our monitor's pid is `monitor_pid` of "
+      "`run/vservers/NAME/state.json`; LXC's monitor is the parent of the container's init "
+      f"(`lxc-info -pH`). Target: our monitor's RSS ≤ 1.5 MiB (1536 KiB).\n")
+print("### One guest running\n")
+print("| runtime | process | RSS KiB | PSS KiB | USS KiB |")
+print("|---|---|---:|---:|---:|")
+for rt, r in (("vserver", ours), ("LXC privileged", lxc)):
+    if "one" not in r:
+        print(f"| {rt} | failed: {r['fail'][:160]} | | | |")
+        continue
+    g = r["one"]
+    rows = [("monitor", g["monitor"]), ("init", g["init"])] + [("guest process", o) for o in g["others"]]
+    for what, (pid, c, (rss, pss, uss)) in rows:
+        print(f"| {rt} | {what} `{c}` | {kib(rss)} | {kib(pss)} | {kib(uss)} |")
+    for p in g["extra"]:
+        print(f"| {rt} | other child of the monitor `{name(p) if os.path.exists(f'/proc/{p}') else p}` | | | |")
+    if rt == "vserver" and ours.get("lxcfs"):
+        lp, (rss, pss, uss) = ours["lxcfs"]
+        print(f"| vserver | `lxcfs` (one for all guests; measured with {ours['n']} running) | {kib(rss)} | {kib(pss)} | {kib(uss)} |")
+if "one" in ours:
+    rss = ours["one"]["monitor"][2][0]
+    print(f"\nOur monitor's RSS with one guest: {rss} KiB = {rss / 1024:.2f} MiB: the 1.5 MiB target is "
+          f"{'met' if rss <= 1536 else 'not met'} (RSS counts the pages of the binary it shares with its init "
+          "and other monitors; PSS splits them).\n")
+
+print(f"### {COUNT} idle guests\n")
+print("| runtime | guests up | PSS per guest, all its processes + monitor KiB | monitor PSS KiB (median) | "
+      "monitor RSS KiB (median) | memory cgroup usage per guest KiB (median; min–max) | MemAvailable drop / guests KiB | "
+      "kernel (Slab + PageTables + KernelStack) growth / guests KiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for rt, r in (("vserver", ours), ("LXC privileged", lxc)):
+    if "all" not in r:
+        print(f"| {rt} | 0 | failed: {r['fail'][:160]} | | | | | |")
+        continue
+    a = r["all"]
+    pss = [g["monitor"][2][1] + g["init"][2][1] + sum(o[2][1] for o in g["others"]) for g in a]
+    mon_pss = statistics.median(g["monitor"][2][1] for g in a)
+    mon_rss = statistics.median(g["monitor"][2][0] for g in a)
+    cg = [g["memcg"] for g in a if g["memcg"] is not None]
+    cgs = f"{kib(int(statistics.median(cg)))} ({kib(min(cg))}–{kib(max(cg))})" if cg else "-"
+    print(f"| {rt} | {r['n']} | {kib(round(sum(pss) / len(pss)))} | {kib(int(mon_pss))} | {kib(int(mon_rss))} | "
+          f"{cgs} | {kib(round(r['drop']))} | {kib(round(r['kernel']))} |")
+    if r["fail"]:
+        print(f"| {rt} | | failed after {r['n']}: {r['fail'][:160]} | | | | | |")
+if ours.get("lxcfs"):
+    lp, (rss, pss, uss) = ours["lxcfs"]
+    print(f"\nNot in the per-guest PSS: the shared lxcfs ({kib(pss)} KiB PSS, {kib(uss)} KiB USS with "
+          f"{ours.get('n')} guests running), i.e. {kib(round(pss / ours['n']))} KiB per guest here.")
+print("\nThe memory cgroup (the one the guest's init is in) holds the guest's processes, not the monitor "
+      "(ours stays in the caller's cgroup, LXC's is in its own `lxc.monitor.NAME`), and is charged for the page cache a guest touches first (the shared "
+      "busybox binary goes to whichever guest read it first: hence the spread). MemAvailable and the kernel "
+      "figures (/proc/meminfo) are read before the first start and 1 s after the last (ours: lxcfs included "
+      "when the first guest started it); other activity on the host moves them.\n")
+PY
