@@ -1,5 +1,8 @@
 //! The debootstrap method builds a real Debian guest from the host's own
-//! apt mirror (about half a minute).
+//! apt mirror (about half a minute), which then boots systemd as its pid 1
+//! in a user namespace.
+
+use std::time::{Duration, Instant};
 
 use vs_tests::{Env, chroot, unique};
 
@@ -17,6 +20,8 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
         "--",
         "-d",
         "bookworm",
+        "--include",
+        "systemd-sysv",
     ]);
     assert_eq!(r.code, 0, "{r:#?}");
     // Progress was shown while it ran.
@@ -51,6 +56,42 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
     let _ = env.run(&[&name, "stop"]);
     let r = r.ok();
     assert!(r.stdout.starts_with("0\ndeb\napt "), "{}", r.stdout);
+
+    // The plain style: systemd as pid 1, unprivileged, reaches "running"
+    // (own cgroup namespace, delegated cgroup2 and name=systemd cgroups,
+    // /proc and /sys mounted for it, container= in its environment).
+    env.write_cfg(&name, "apps/init/style", "plain\n");
+    env.run(&[&name, "start"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let s = env.exec(&name, &["systemctl", "is-system-running"]).stdout;
+        let s = s.trim().to_owned();
+        if s == "running" || s == "degraded" || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let failed = env
+        .exec(
+            &name,
+            &["systemctl", "--failed", "--no-legend", "--no-pager"],
+        )
+        .stdout;
+    let comm = env.exec(&name, &["cat", "/proc/1/comm"]).stdout;
+    let virt = env.exec(&name, &["systemd-detect-virt"]).stdout;
+    let t = Instant::now();
+    let stop = env.run(&[&name, "stop"]);
+    let stop_time = t.elapsed();
+    assert_eq!(state, "running", "failed units: {failed}");
+    assert_eq!(comm, "systemd\n");
+    assert_eq!(virt, "container-other\n");
+    assert_eq!(stop.code, 0, "{stop:#?}");
+    // systemd answers SIGRTMIN+3 with a halt: no killseq wait.
+    assert!(
+        stop_time < Duration::from_secs(5),
+        "stop took {stop_time:?}"
+    );
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
     env.run(&[&name, "delete", "--force"]).ok();
     assert!(
         env.traces_of(&name).is_empty(),

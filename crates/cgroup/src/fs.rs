@@ -90,11 +90,15 @@ pub enum V1Controller {
     Blkio,
     /// `devices`: device access lists.
     Devices,
+    /// `name=systemd`: the controller-less hierarchy systemd keeps its
+    /// tree in on hybrid and legacy hosts (mounted at `ROOT/systemd`); a
+    /// guest booting systemd needs its own, delegated, cgroup there.
+    Systemd,
 }
 
 impl V1Controller {
     /// Every controller, in the order guests' directories are listed.
-    pub const ALL: [V1Controller; 8] = [
+    pub const ALL: [V1Controller; 9] = [
         V1Controller::Freezer,
         V1Controller::Pids,
         V1Controller::Memory,
@@ -103,9 +107,19 @@ impl V1Controller {
         V1Controller::Cpuset,
         V1Controller::Blkio,
         V1Controller::Devices,
+        V1Controller::Systemd,
     ];
 
-    /// The kernel's name, which is also the directory under the mount root.
+    /// The directory of its hierarchy under the mount root: its name, but
+    /// `systemd` for `name=systemd`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            V1Controller::Systemd => "systemd",
+            c => c.name(),
+        }
+    }
+
+    /// The kernel's name (as `/proc/self/cgroup` lists it).
     pub fn name(self) -> &'static str {
         match self {
             V1Controller::Freezer => "freezer",
@@ -116,6 +130,7 @@ impl V1Controller {
             V1Controller::Cpuset => "cpuset",
             V1Controller::Blkio => "blkio",
             V1Controller::Devices => "devices",
+            V1Controller::Systemd => "name=systemd",
         }
     }
 
@@ -262,7 +277,7 @@ impl CgroupFs {
     }
 
     fn v1_root(&self, c: V1Controller) -> PathBuf {
-        let plain = self.root.join(c.name());
+        let plain = self.root.join(c.dir_name());
         if plain.exists() {
             return plain;
         }
@@ -310,7 +325,8 @@ impl CgroupFs {
     /// The hierarchies a guest gets a cgroup in: the tracking one (cgroup2,
     /// or the v1 freezer in the legacy layout), which must be mounted, and
     /// in the hybrid and legacy layouts the v1 `pids`, `memory`, `cpu`,
-    /// `cpuacct`, `cpuset` and `blkio` hierarchies where they are mounted
+    /// `cpuacct`, `cpuset`, `blkio` and `name=systemd` hierarchies where
+    /// they are mounted
     /// (co-mounted ones once, see [`CgroupFs::mounted_hierarchies`]), so
     /// that limits can be put there and usage read.
     pub fn guest_hierarchies(&self) -> Result<Vec<Hierarchy>> {
@@ -321,6 +337,7 @@ impl CgroupFs {
             Hierarchy::V1(V1Controller::Cpuacct),
             Hierarchy::V1(V1Controller::Cpuset),
             Hierarchy::V1(V1Controller::Blkio),
+            Hierarchy::V1(V1Controller::Systemd),
         ];
         let (tracking, extra): (Hierarchy, &[Hierarchy]) = match self.layout {
             Layout::Unified => (Hierarchy::V2, &[]),

@@ -399,6 +399,49 @@ impl GuestCgroup {
         Ok(())
     }
 
+    /// Delegates the guest's cgroup2 and `name=systemd` directories to the
+    /// guest's root (`uid`:`gid` on the host), as systemd's delegation
+    /// contract and LXC do: the directory and the files that make and fill
+    /// sub-cgroups (`cgroup.procs`, `cgroup.threads`,
+    /// `cgroup.subtree_control`, `tasks`, `cgroup.clone_children`,
+    /// `notify_on_release`). A systemd guest in a user namespace needs this
+    /// to make its own tree (`init.scope`, `system.slice`, ...); everything
+    /// else (limits, `cgroup.kill`, `cgroup.freeze`, the v1 controllers)
+    /// stays the host's, and the BPF programs on the directory apply to
+    /// every sub-cgroup too.
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
+        if self.fs.is_fixture() {
+            return Ok(());
+        }
+        const FILES: &[&str] = &[
+            "",
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.subtree_control",
+            "tasks",
+            "cgroup.clone_children",
+            "notify_on_release",
+        ];
+        for (h, dir) in &self.dirs {
+            if !matches!(h, Hierarchy::V2 | Hierarchy::V1(V1Controller::Systemd)) {
+                continue;
+            }
+            for f in FILES {
+                let p = if f.is_empty() {
+                    dir.clone()
+                } else {
+                    dir.join(f)
+                };
+                match std::os::unix::fs::chown(&p, Some(uid), Some(gid)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(p, "delegate to the guest's root", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Moves process `pid` into the guest's cgroup in every hierarchy but
     /// cgroup2: for a child that `clone3(CLONE_INTO_CGROUP)` already put
     /// in [`GuestCgroup::v2_dir`]. (A migration costs an RCU grace period

@@ -244,6 +244,15 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     }
+    // A user-namespace guest's root gets its cgroup2 and name=systemd
+    // directories to build its own tree in (systemd needs that).
+    if let Some(m) = plan.idmap
+        && let Err(e) = cgroup.delegate(m.outside, m.outside)
+    {
+        fail(&mut report, &e.into());
+        let _ = cleanup(paths, name);
+        return 1;
+    }
     // Secure device nodes: before the init exists, so no guest process ever
     // runs without the filter. It goes with the cgroup.
     if let Some(fd) = cgroup.v2_dir().map(|_| cgroup.v2_dir_fd()) {

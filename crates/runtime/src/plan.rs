@@ -222,6 +222,11 @@ impl Plan {
             },
         };
         let mut environment = env.clone();
+        // What systemd (systemd-detect-virt, ConditionVirtualization=) and
+        // other programs read to know they run in a container.
+        if !environment.iter().any(|(k, _)| k == "container") {
+            environment.push(("container".into(), "vserver".into()));
+        }
         if matches!(
             init,
             Init::Reaper {

@@ -265,6 +265,17 @@ fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) 
         .map_err(sys)?;
         let t = target(&root, "sys", true)?;
         mount::attach(tree.as_fd(), t.as_fd(), &root.host_path("sys")).map_err(sys)?;
+        // The host's cgroup trees came along: hidden under an empty tmpfs
+        // of the guest's, where a systemd guest mounts its own (rooted at
+        // its cgroups by its cgroup namespace).
+        mount_new(
+            &root,
+            "sys/fs/cgroup",
+            "tmpfs",
+            "tmpfs",
+            &["mode=755", "size=64k"],
+            noexec | Attr::MOUNT_ATTR_NODEV,
+        )?;
     }
     make_dev(&root)?;
     for (n, e) in plan.fstab.iter().enumerate() {
