@@ -116,12 +116,13 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
         let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         wait_exit(pidfd.as_fd(), Duration::from_secs(5));
     }
-    // 3. The monitor cleans up when it sees init go; if it is dead, or
-    // does not finish, we do it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while st.monitor_alive() && state::state_file(paths, name).exists() && Instant::now() < deadline
+    // 3. The monitor cleans up when it sees init go, then exits: wait for
+    // that on its pidfd (checked against its recorded start, so a reused
+    // pid is never waited for). If it is dead, or does not finish, we do it.
+    if let Ok(monitor) = ns::pidfd_open(st.monitor_pid)
+        && st.monitor_alive()
     {
-        std::thread::sleep(Duration::from_millis(20));
+        wait_exit(monitor.as_fd(), Duration::from_secs(10));
     }
     crate::monitor::cleanup(paths, name)?;
     if state::state_file(paths, name).exists() {
