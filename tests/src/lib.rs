@@ -186,21 +186,38 @@ impl Env {
 }
 
 impl Drop for Env {
-    /// Stops the lxcfs instance a VIRT_MEM guest of this prefix started
-    /// (`<vdirbase>/.lxcfs`, pid in `.lxcfs.pid`), so the prefix can go.
+    /// Stops the lxcfs instances VIRT_MEM guests of this prefix started
+    /// (`<vdirbase>/.lxcfs`, and `.lxcfs-mntN` of other mount namespaces;
+    /// pids in `DIR.pid`), so the prefix can go.
     fn drop(&mut self) {
-        let dir = self.path("var/lib/vservers/.lxcfs");
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|m| m.contains(&format!(" {} ", dir.display())))
-            .unwrap_or(false);
-        if mounted {
-            let _ = Command::new("umount").arg("-l").arg(&dir).status();
-        }
-        if let Ok(pid) = std::fs::read_to_string(self.path("var/lib/vservers/.lxcfs.pid"))
-            && let Ok(pid) = pid.trim().parse::<i32>()
-        {
-            // The lxcfs this test's guests started (its pid file is ours).
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+        let base = self.path("var/lib/vservers");
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(dir) = name
+                .strip_suffix(".pid")
+                .filter(|d| d.starts_with(".lxcfs"))
+            else {
+                continue;
+            };
+            let dir = base.join(dir);
+            let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|m| m.contains(&format!(" {} ", dir.display())))
+                .unwrap_or(false);
+            if mounted {
+                let _ = Command::new("umount").arg("-l").arg(&dir).status();
+            }
+            if let Ok(pid) = std::fs::read_to_string(e.path())
+                && let Ok(pid) = pid.trim().parse::<i32>()
+            {
+                // The lxcfs this test's guests started (its pid file is ours).
+                let _ = Command::new("kill")
+                    .arg(pid.to_string())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
 }

@@ -245,3 +245,45 @@ fn a_virt_mem_guest_shows_its_memory_limit_in_meminfo() {
         lxcfs_dir.display()
     );
 }
+
+#[test]
+fn guests_started_from_two_mount_namespaces_each_get_an_lxcfs() {
+    let env = Env::new();
+    let (a, b) = (unique("vmnsa"), unique("vmnsb"));
+    for g in [&a, &b] {
+        env.run(&[g, "build", "-m", "busybox"]).ok();
+        env.write_cfg(g, "rlimits/rss.hard", "65536\n");
+    }
+    // Env's drop stops both lxcfs instances; these stop the guests first.
+    let _sa = vs_tests::Stopper(&env, a.clone());
+    let _sb = vs_tests::Stopper(&env, b.clone());
+    // a starts from one private mount namespace: its lxcfs mount lives
+    // there (its lxcfs keeps the namespace) and holds `.lxcfs.pid`.
+    let in_private_ns = |g: &str| {
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(vs_tests::vserver_bin())
+            .args([g, "start"])
+            .env("VSERVER_ROOT", env.root())
+            .output()
+            .unwrap()
+    };
+    let ra = in_private_ns(&a);
+    assert!(ra.status.success(), "{ra:?}");
+    // b, from another one, cannot see that mount: it gets its own lxcfs
+    // instead of failing on the locked pid file.
+    let rb = in_private_ns(&b);
+    assert!(rb.status.success(), "{rb:?}");
+    for g in [&a, &b] {
+        let m = env.run(&[g, "exec", "head", "-1", "/proc/meminfo"]).ok();
+        assert_eq!(m.stdout, "MemTotal:         262144 kB\n", "{g}");
+    }
+    let base = env.path("var/lib/vservers");
+    let pid_files: Vec<String> = fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".lxcfs") && n.ends_with(".pid"))
+        .collect();
+    assert_eq!(pid_files.len(), 2, "{pid_files:?}");
+}

@@ -158,6 +158,23 @@ pub fn ensure_running(dir: &Path, log: Option<&Path>) -> Result<LxcfsMount> {
     if let Some(m) = find_serving(&dir)? {
         return Ok(m);
     }
+    // An lxcfs holds the pid file, yet no mount serves here: it serves the
+    // same directory in another mount namespace (a `vserver` run from a
+    // private one, as bench/enter does). Ours gets its own directory.
+    if let Some(holder) = pid_file_holder(&pid_file(&dir))? {
+        let ns = std::fs::metadata("/proc/self/ns/mnt")
+            .map_err(|e| Error::io("/proc/self/ns/mnt", "stat", e))?;
+        let suffix = format!("-mnt{}", std::os::unix::fs::MetadataExt::ino(&ns));
+        let alt = sibling(&dir, &suffix);
+        if dir.as_os_str().as_bytes().ends_with(suffix.as_bytes()) {
+            return Err(Error::Setup(format!(
+                "{}: lxcfs {holder} holds its pid file but serves no mount here",
+                dir.display()
+            )));
+        }
+        drop(lock);
+        return ensure_running(&alt, log);
+    }
     let bin = find_binary(std::env::var_os("PATH").as_deref().map(OsStrExt::as_bytes))
         .ok_or_else(|| Error::Setup(NOT_INSTALLED.into()))?;
     create_dirs(&dir)?;
