@@ -86,8 +86,21 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
     let stdio: Vec<OwnedFd> = if matches!(mode, Mode::Run(_)) {
         (0..3)
             .map(|fd| {
+                // SAFETY: F_GETFD only reads the descriptor's flags.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    // A closed stdio (a daemon's): the command gets /dev/null.
+                    // Moved above 10, where the child's own stdio set-up
+                    // cannot overwrite it.
+                    let null = std::fs::OpenOptions::new()
+                        .read(fd == 0)
+                        .write(fd != 0)
+                        .open("/dev/null")
+                        .map_err(|e| Error::io("/dev/null", "open", e))?;
+                    return rustix::io::fcntl_dupfd_cloexec(&null, 10)
+                        .map_err(|e| Error::io("/dev/null", "duplicate", e.into()));
+                }
                 rustix::io::fcntl_dupfd_cloexec(
-                    // SAFETY: 0, 1 and 2 are open for the whole process.
+                    // SAFETY: open (checked above) for the rest of this call.
                     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
                     10,
                 )
