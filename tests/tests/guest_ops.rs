@@ -350,3 +350,58 @@ fn the_device_filter_refuses_nodes_outside_the_guest_dev() {
             .ok();
     }
 }
+
+#[test]
+fn exec_goes_through_the_broker_and_still_works_without_it() {
+    let env = Env::new();
+    let name = guest(&env, "brk", &[]);
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap();
+    // The broker: the monitor's child named vserver-exec, in the guest's
+    // cgroups, outside its pid namespace.
+    let children = fs::read_to_string(format!("/proc/{monitor}/task/{monitor}/children")).unwrap();
+    let broker = children
+        .split_whitespace()
+        .find(|p| {
+            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "vserver-exec\n")
+        })
+        .expect("an exec broker")
+        .to_owned();
+    let init = state["init_pid"].as_i64().unwrap();
+    let cg = |p: &str| fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+    assert_eq!(cg(&broker), cg(&init.to_string()), "the broker's cgroups");
+    assert!(env.path(&format!("run/vservers/{name}/exec.sock")).exists());
+    let ps = env.exec(&name, &["ps", "-o", "comm"]).ok().stdout;
+    assert!(
+        !ps.contains("vserver-exec"),
+        "the guest sees its broker: {ps}"
+    );
+    // Through the broker: stdio, status, the guest's environment.
+    let r = env.run_with_input(
+        &[&name, "exec", "sh", "-c", "cat; echo $container; exit 3"],
+        "in\n",
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (3, "in\nvserver\n"), "{r:#?}");
+    // Without it (killed), exec does the work itself.
+    let k = Command::new("kill")
+        .args(["-KILL", &broker])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // (Gone, or a zombie until its parent, the monitor, ends.)
+    let alive = |p: &str| {
+        fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+    };
+    while alive(&broker) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = env.run_with_input(&[&name, "exec", "sh", "-c", "cat; exit 4"], "again\n");
+    assert_eq!((r.code, r.stdout.as_str()), (4, "again\n"), "{r:#?}");
+}

@@ -97,11 +97,28 @@ fn helper(
 ) -> Result<i32> {
     vs_sys::ns::set_non_dumpable()?;
     let me = std::process::id() as i32;
+    crate::timing::mark("exec helper: started");
     if in_v2 {
         cg.join_besides_v2(me)?;
     } else {
         cg.join(me)?;
     }
+    crate::timing::mark("exec helper: joined cgroups");
+    helper_in_cgroups(plan, init, argv, opts, std::env::var("TERM").ok())
+}
+
+/// The helper's work once it is in the guest's cgroups (here, or as a fork
+/// of the guest's exec broker): namespaces, root, limits, the command.
+/// `term` is the caller's `TERM`, the one variable of its environment the
+/// command gets.
+pub(crate) fn helper_in_cgroups(
+    plan: &Plan,
+    init: &OwnedFd,
+    argv: &[String],
+    opts: &ExecOptions,
+    term: Option<String>,
+) -> Result<i32> {
+    vs_sys::ns::set_non_dumpable()?;
     let mut nsflags = plan.namespaces;
     if plan.virt_uptime {
         nsflags |= flags::TIME;
@@ -113,8 +130,9 @@ fn helper(
     rustix::process::chdir("/").map_err(|e| Error::io("/", "change directory", e.into()))?;
     let user = opts.user.as_deref().map(lookup_user).transpose()?;
     crate::setup::restrict(plan)?;
+    crate::timing::mark("exec helper: namespaces joined, restricted");
     let mut env = plan.env_strings();
-    if let Ok(term) = std::env::var("TERM") {
+    if let Some(term) = term {
         env.push(format!("TERM={term}"));
     }
     match &user {
@@ -212,12 +230,16 @@ pub fn spawn(paths: &Paths, spec: &GuestSpec, argv: &[String], opts: &ExecOption
         return Err(Error::Private(spec.name.to_string()));
     }
     let init = open_init(paths, spec)?;
-    let cg = crate::monitor::find_cgroup(paths, &spec.name)?
-        .ok_or_else(|| Error::NotRunning(spec.name.to_string()))?;
     for a in argv {
         CString::new(a.as_str())
             .map_err(|_| Error::Setup(format!("argument '{a}' contains NUL")))?;
     }
+    // The guest's exec broker, when it runs: no cgroup migration.
+    if let Some(pid) = crate::broker::spawn(paths, &spec.name, init.as_fd(), argv, opts)? {
+        return Ok(pid);
+    }
+    let cg = crate::monitor::find_cgroup(paths, &spec.name)?
+        .ok_or_else(|| Error::NotRunning(spec.name.to_string()))?;
     // Born in the guest's cgroup2 directory (CLONE_INTO_CGROUP): no
     // migration there, only into the v1 hierarchies of a hybrid host.
     let v2 = cg.v2_dir_fd().ok();

@@ -5,6 +5,7 @@
 //! names an init process that is still alive with the start time recorded,
 //! so a stale file left by a crash never makes a stopped guest look running.
 
+pub mod broker;
 pub mod channel;
 pub mod console;
 pub mod error;

@@ -74,8 +74,64 @@ fn set_up_init(plan: &Plan, pid: i32, ours: &Channel) -> Result<()> {
     }
 }
 
+/// Forks the exec broker ([`crate::broker`]) into the guest's cgroup2
+/// directory; returns its pid and the pipe that tells it to serve (once
+/// it is in the v1 cgroups too; it leaves when the pipe closes unused).
+/// `None` when the socket path does not fit.
+fn start_broker(
+    paths: &Paths,
+    name: &GuestName,
+    plan: &Plan,
+    cgroup: &GuestCgroup,
+) -> Result<Option<(i32, OwnedFd)>> {
+    let Some(listener) = crate::broker::listen(&crate::broker::socket_path(paths, name))? else {
+        return Ok(None);
+    };
+    let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::io("pipe", "create", e.into()))?;
+    let v2 = cgroup.v2_dir_fd().ok();
+    // SAFETY: the monitor is single-threaded here; the child serves
+    // requests and never returns.
+    let forked = unsafe { ns::clone3(0, v2.as_ref().map(|f| f.as_fd()))? };
+    match forked {
+        Forked::Child => {
+            // Keep only the listener (3) and the pipe (4): in particular
+            // not the CLI's report channel, whose EOF `run` waits for.
+            // Both copied high first, so neither dup2 below can land on
+            // the other's original.
+            let high = |fd: &OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 10).ok();
+            let ok = high(&listener).zip(high(&ready_r)).and_then(|(l, r)| {
+                // SAFETY: dup2 onto low slots this process then owns.
+                let (a, b) = unsafe {
+                    (
+                        libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&l), 3),
+                        libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&r), 4),
+                    )
+                };
+                (a == 3 && b == 4).then_some(())
+            });
+            std::mem::forget(listener);
+            std::mem::forget(ready_r);
+            std::mem::forget(ready_w);
+            if ok.is_none() || vs_sys::ns::close_fds_from(5).is_err() {
+                // SAFETY: leave the child.
+                unsafe { libc::_exit(1) };
+            }
+            // SAFETY: 3 and 4 are the copies made above, owned from here.
+            let (l, r) = unsafe {
+                (
+                    <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3),
+                    <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(4),
+                )
+            };
+            crate::broker::serve(l, r, plan)
+        }
+        Forked::Parent { pid, .. } => Ok(Some((pid, ready_w))),
+    }
+}
+
 /// Creates the guest's init; returns its pid and pidfd once it is ready.
-fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
+fn launch(plan: &Plan, cgroup: &GuestCgroup, also: Option<i32>) -> Result<(i32, OwnedFd)> {
     if plan.virt_uptime {
         ns::new_time_namespace_for_children()?;
     }
@@ -107,7 +163,11 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup) -> Result<(i32, OwnedFd)> {
     // and more here): done on a thread while the init sets itself up, and
     // finished before the init may run guest code (it waits for `run`).
     let result = std::thread::scope(|s| {
-        let joining = s.spawn(|| cgroup.join_besides_v2(pid));
+        // `also`: the exec broker, moved with the init (one grace period).
+        let joining = s.spawn(|| {
+            cgroup.join_besides_v2(pid)?;
+            also.map_or(Ok(()), |b| cgroup.join_besides_v2(b))
+        });
         let set_up = set_up_init(plan, pid, &ours);
         let joined = joining
             .join()
@@ -155,6 +215,7 @@ pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
             crate::net::teardown_private(name.as_str(), host_if);
         }
     }
+    let _ = std::fs::remove_file(crate::broker::socket_path(paths, name));
     state::remove_state(paths, name)
 }
 
@@ -297,8 +358,27 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
     }
     let me = std::process::id() as i32;
     let my_ticks = process_start_ticks(std::path::Path::new("/proc"), me).unwrap_or(0);
+    // The exec broker: forked now (single-threaded), moved into the v1
+    // cgroups with the first init, then told to serve. Not for `run`,
+    // whose instance lives for one command (exec into it still works,
+    // without the broker).
+    let with_broker = !matches!(mode, Mode::Run(_));
+    let mut broker = match with_broker.then(|| start_broker(paths, name, &plan, &cgroup)) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            log(&format!("warning: no exec broker: {e}"));
+            None
+        }
+        None => None,
+    };
     let exit = loop {
-        let (pid, pidfd) = match launch(&plan, &cgroup) {
+        let launched = launch(&plan, &cgroup, broker.as_ref().map(|b| b.0));
+        if let Some((_, go)) = broker.take()
+            && launched.is_ok()
+        {
+            let _ = rustix::io::write(&go, b"g");
+        }
+        let (pid, pidfd) = match launched {
             Ok(p) => p,
             Err(e) => {
                 fail(&mut report, &e);

@@ -24,16 +24,33 @@ pub fn guest_pid(proc_root: &Path, host_pid: i32) -> Option<i32> {
     line.split_whitespace().last()?.parse().ok()
 }
 
-/// Every process of guest `name`, by host pid.
+/// Whether `host_pid` lives in a pid namespace below ours (`NSpid` has
+/// more than one field): a guest's processes do; its exec broker and a
+/// helper that has not entered the guest yet, in the guest's cgroups but
+/// in our pid namespace, do not.
+fn inside_a_guest(proc_root: &Path, host_pid: i32) -> bool {
+    std::fs::read_to_string(proc_root.join(host_pid.to_string()).join("status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .map(|l| l.split_whitespace().count() > 2)
+        })
+        .unwrap_or(false)
+}
+
+/// Every process of guest `name` (inside its pid namespace), by host pid.
 pub fn list(paths: &Paths, name: &GuestName) -> Result<Vec<GuestProcess>> {
     let Some(cg) = crate::monitor::find_cgroup(paths, name)? else {
         return Ok(Vec::new());
     };
+    let proc_root = Path::new("/proc");
     let mut out: Vec<GuestProcess> = cg
         .procs()?
         .into_iter()
+        .filter(|&p| inside_a_guest(proc_root, p))
         .filter_map(|p| {
-            guest_pid(Path::new("/proc"), p).map(|g| GuestProcess {
+            guest_pid(proc_root, p).map(|g| GuestProcess {
                 host_pid: p,
                 guest_pid: g,
             })
@@ -58,6 +75,17 @@ mod tests {
         .unwrap();
         assert_eq!(guest_pid(dir.path(), 4711), Some(12));
         assert_eq!(guest_pid(dir.path(), 1), None);
+        assert!(inside_a_guest(dir.path(), 4711));
+        std::fs::create_dir_all(dir.path().join("4712")).unwrap();
+        std::fs::write(
+            dir.path().join("4712/status"),
+            "Name:\tvserver-exec\nNSpid:\t4712\n",
+        )
+        .unwrap();
+        assert!(
+            !inside_a_guest(dir.path(), 4712),
+            "the broker is not a guest process"
+        );
         let me = std::process::id() as i32;
         assert_eq!(guest_pid(Path::new("/proc"), me), Some(me));
     }

@@ -68,6 +68,15 @@ pub fn exec(argv: &[String], env: &[String]) -> Error {
     argp.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = envs.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    // Ignored signals survive exec: whatever the host side ignored (Rust's
+    // runtime ignores SIGPIPE; a shell's background job ignores SIGINT and
+    // SIGQUIT) must not reach a guest program, which expects defaults.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition of a valid signal.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
     let mut last = std::io::Error::from_raw_os_error(libc::ENOENT);
     for c in candidates {
         let Ok(prog) = CString::new(c) else { continue };

@@ -123,20 +123,9 @@ pub fn restart(paths: &Paths, name: &GuestName, only_if_running: bool) -> anyhow
 /// reach it. From here on SIGINT goes to the guest's init as SIGINT, and
 /// SIGTERM, SIGHUP and SIGQUIT as SIGTERM (its reaper passes SIGTERM to
 /// everyone and ends the run), through a pidfd, as lxc-execute does.
-fn forward_signals(init_pid: i32) {
+fn forward_signals(init_pid: i32, set: libc::sigset_t) {
     let Ok(init) = vs_sys::ns::pidfd_open(init_pid) else {
         return;
-    };
-    // SAFETY: a zeroed sigset_t is valid storage for sigemptyset, which
-    // initialises it; sigaddset and pthread_sigmask take it by pointer.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
     };
     std::thread::spawn(move || {
         loop {
@@ -156,11 +145,30 @@ fn forward_signals(init_pid: i32) {
     });
 }
 
+/// Blocks the signals [`forward_signals`] passes on (children that
+/// `Command` starts get an empty mask again) and returns their set.
+fn block_forwarded_signals() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is valid storage for sigemptyset, which
+    // initialises it; sigaddset and pthread_sigmask take it by pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
 /// `run -- CMD`: a new instance whose only job is CMD.
 pub fn run(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<ExitCode> {
     let spec = load(paths, name)?;
+    // Blocked before the start, so a signal that comes while it runs waits
+    // for the forwarder instead of ending us with the guest left running.
+    let signals = block_forwarded_signals();
     let mut started = start_with_hooks(paths, &spec, &Mode::Run(a.cmd))?;
-    forward_signals(started.init_pid);
+    forward_signals(started.init_pid, signals);
     let status = loop {
         match started.report.recv()? {
             Some((m, _)) if m.starts_with("exit ") => {
