@@ -65,6 +65,9 @@ pub fn listen(path: &Path) -> Result<Option<OwnedFd>> {
     )
     .map_err(net(path, "socket"))?;
     rustix::net::bind(&fd, &addr).map_err(net(path, "bind"))?;
+    // Connecting takes write permission on the socket: root's alone.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| Error::io(path, "chmod", e))?;
     rustix::net::listen(&fd, 16).map_err(net(path, "listen"))?;
     Ok(Some(fd))
 }
