@@ -29,76 +29,7 @@ GUESTS=$(seq -f 'dn%03g' 0 $((COUNT - 1)))
 LXCS=$(seq -f 'dnl%03g' 0 $((COUNT - 1)))
 TMP=$(mktemp -d /tmp/density.XXXXXX)
 
-# --- helpers (the same in lifecycle.sh, monitor-mem.sh, density.sh) ---
-
-# lxcfs_up: true when the shared lxcfs is mounted in this mount namespace.
-lxcfs_up() { grep -q " $LXCFS_DIR [^ ]* .* - fuse.lxcfs " /proc/self/mountinfo; }
-LXCFS_BEFORE=0; lxcfs_up && LXCFS_BEFORE=1
-
-# vs_gone NAME: stops and deletes one of this script's guests. A vdir that
-# is not the guest's own tree (a link to a shared tree) is unlinked first,
-# so that `delete` can never remove $BB or $DEB.
-vs_gone() {
-  [ -d "$E/$1" ] || return 0
-  "$VS" "$1" stop >/dev/null 2>&1 || true
-  if [ -L "$E/$1/vdir" ] && [ "$(readlink "$E/$1/vdir")" != "$V/$1" ]; then
-    rm -f "$E/$1/vdir"
-  fi
-  for t in "$BB" "$DEB"; do
-    if [ "$(readlink -f "$E/$1/vdir" 2>/dev/null || echo "$V/$1")" = "$(readlink -f "$t")" ]; then
-      echo "density: refusing to delete $1: its vdir is $t" >&2; return 1
-    fi
-  done
-  "$VS" "$1" delete --force >/dev/null 2>&1 || echo "density: delete $1 failed" >&2
-}
-
-# lxcfs_mine: the pids of the lxcfs instances this script's guests started
-# (from their logs), to stop at the end when none was mounted before: an
-# lxcfs left in a dead private mount namespace keeps DIR.pid locked and
-# makes the next session's first start fail.
-lxcfs_mine() {
-  for g in "$@"; do
-    sed -n 's/.*started lxcfs on .* (pid \([0-9]*\)).*/\1/p' "$VSERVER_ROOT/var/log/vservers/$g.log" 2>/dev/null
-  done
-}
-lxcfs_stop() {
-  [ "$LXCFS_BEFORE" = 1 ] && return 0
-  for pid in "$@"; do
-    [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = lxcfs ] || continue
-    [ "$(readlink /proc/"$pid"/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] || continue
-    umount -l "$LXCFS_DIR" 2>/dev/null || true
-    kill "$pid" 2>/dev/null || true
-    echo "density: stopped the lxcfs this script started (pid $pid)" >&2
-  done
-}
-
-# cg_rm PATH: removes PATH (relative to each hierarchy) depth-first in
-# every cgroup hierarchy; only empty cgroups go.
-cg_rm() {
-  for h in /sys/fs/cgroup/*/; do
-    [ -d "$h$1" ] && find "$h$1" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
-  return 0
-}
-
-# lxc_gone NAME: kills and removes one of this script's LXC containers.
-lxc_gone() {
-  [ -d "$LXCPATH/$1" ] || return 0
-  lxc-stop -P "$LXCPATH" -n "$1" -k >/dev/null 2>&1 || true
-  rm -rf "${LXCPATH:?}/$1"
-  cg_rm "$BENCH_CG/lxc/$1"
-}
-
-# lxc_bb NAME [LINES...]: a container on the shared busybox tree booting
-# busybox init, with its own /etc (a copy of $BB/etc plus an inittab that
-# runs rc 3 at boot and rc 0 at shutdown) bound over the tree's.
-lxc_bb() {
-  n=$1; shift
-  lxc_conf "$n" "$BB" "lxc.init.cmd = /sbin/init" "lxc.signal.halt = SIGUSR2" \
-    "lxc.mount.entry = $LXCPATH/$n/etc etc none bind 0 0" "$@" >/dev/null
-  cp -a "$BB/etc" "$LXCPATH/$n/etc"
-  printf '::sysinit:/etc/init.d/rc 3\n::shutdown:/etc/init.d/rc 0\n' > "$LXCPATH/$n/etc/inittab"
-}
+. "$(dirname "$0")/guests.sh"
 
 cleanup() {
   set +e

@@ -40,15 +40,10 @@ lxcfs_here() {
 }
 LXCFS_BEFORE=$(lxcfs_here)
 
-# drop_guest NAME: stops and deletes our skeleton guest; its vdir link (to
-# the shared tree) goes first, so delete removes only its own empty tree.
-drop_guest() {
-  cfg=$VSERVER_ROOT/etc/vservers/$1
-  [ -d "$cfg" ] || return 0
-  "$VS" "$1" stop >/dev/null 2>&1 || true
-  [ -L "$cfg/vdir" ] && rm -f "$cfg/vdir"
-  "$VS" "$1" delete --force >/dev/null 2>&1 || log "could not delete guest $1"
-}
+. "$(dirname "$0")/guests.sh"
+# drop_guest NAME: stops and deletes one of our guests (guests.sh's vs_gone:
+# never a shared tree).
+drop_guest() { vs_gone "$1"; }
 
 cleanup() {
   set +e

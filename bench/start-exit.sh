@@ -50,16 +50,10 @@ lxcfs_here() {
 }
 LXCFS_BEFORE=$(lxcfs_here)
 
-# drop_guest NAME: stops and deletes one of our se-* guests. Its vdir link
-# (pointing at a shared tree) goes first, so delete removes only the
-# guest's own skeleton tree.
-drop_guest() {
-  cfg=$VSERVER_ROOT/etc/vservers/$1
-  [ -d "$cfg" ] || return 0
-  "$VS" "$1" stop >/dev/null 2>&1 || true
-  [ -L "$cfg/vdir" ] && rm -f "$cfg/vdir"
-  "$VS" "$1" delete --force >/dev/null 2>&1 || log "could not delete guest $1"
-}
+. "$(dirname "$0")/guests.sh"
+# drop_guest NAME: stops and deletes one of our guests (guests.sh's vs_gone:
+# never a shared tree).
+drop_guest() { vs_gone "$1"; }
 
 # make_guest NAME TREE BUILD-ARGS...: a skeleton guest running TREE.
 make_guest() {
