@@ -42,6 +42,13 @@ fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
     }
 }
 
+/// `vserver NAME build -m busybox EXTRA...`, which must succeed.
+fn build(env: &Env, name: &str, extra: &[&str]) {
+    let mut args = vec![name, "build", "-m", "busybox"];
+    args.extend_from_slice(extra);
+    env.run(&args).ok();
+}
+
 fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.starts_with(key)).collect()
 }
@@ -50,28 +57,16 @@ fn lines_with<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
 fn shared_mode_confines_guests_to_their_addresses() {
     let env = Env::new();
     let (a, b) = (unique("neta"), unique("netb"));
-    env.run(&[
+    build(
+        &env,
         &a,
-        "build",
-        "-m",
-        "busybox",
-        "--context",
-        "4701",
-        "--interface",
-        "127.0.1.1/32",
-    ])
-    .ok();
-    env.run(&[
+        &["--context", "4701", "--interface", "127.0.1.1/32"],
+    );
+    build(
+        &env,
         &b,
-        "build",
-        "-m",
-        "busybox",
-        "--context",
-        "4702",
-        "--interface",
-        "127.0.1.2/32",
-    ])
-    .ok();
+        &["--context", "4702", "--interface", "127.0.1.2/32"],
+    );
     for g in [&a, &b] {
         probe(&env, g, "unixconnect");
         let www = env.path(&format!("var/lib/vservers/{g}/www"));
@@ -186,15 +181,7 @@ echo "netB $(net $B)"
 fn addresses_on_a_device_are_added_at_start_and_removed_at_stop() {
     let env = Env::new();
     let g = unique("netdev");
-    env.run(&[
-        &g,
-        "build",
-        "-m",
-        "busybox",
-        "--interface",
-        "web=vsveth0:10.77.0.2/24",
-    ])
-    .ok();
+    build(&env, &g, &["--interface", "web=vsveth0:10.77.0.2/24"]);
     let script = format!(
         r#"
 ip link add vsveth0 type veth peer name vsveth1 || exit 91
@@ -230,17 +217,11 @@ echo "after $(ip -o addr show dev vsveth0 | awk '{{print $4}}' | tr '\n' ' ')"
 fn private_mode_gives_a_guest_its_own_stack_behind_a_bridge_with_nat() {
     let env = Env::new();
     let g = unique("netpriv");
-    env.run(&[
+    build(
+        &env,
         &g,
-        "build",
-        "-m",
-        "busybox",
-        "--context",
-        "4720",
-        "--interface",
-        "10.88.0.2/24",
-    ])
-    .ok();
+        &["--context", "4720", "--interface", "10.88.0.2/24"],
+    );
     env.write_cfg(&g, "netns/bridge", "vsbr0\n");
     env.write_cfg(&g, "netns/gateway", "10.88.0.1\n");
     env.write_cfg(&g, "netns/nat", "");
@@ -298,17 +279,11 @@ kill $WAN %2 %3 2>/dev/null
 fn shared_mode_confines_ipv6_as_it_does_ipv4() {
     let env = Env::new();
     let g = unique("net6");
-    env.run(&[
+    build(
+        &env,
         &g,
-        "build",
-        "-m",
-        "busybox",
-        "--context",
-        "4730",
-        "--interface",
-        "fd00:91::1/128",
-    ])
-    .ok();
+        &["--context", "4730", "--interface", "fd00:91::1/128"],
+    );
     let www = env.path(&format!("var/lib/vservers/{g}/www"));
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "six\n").unwrap();
@@ -343,19 +318,18 @@ $VS {g} exec httpd -f -p 0.0.0.0:8082 -h /www; echo "bind4 $?"
 fn private_mode_routed_serves_and_reaches_the_host_over_ipv4_and_ipv6() {
     let env = Env::new();
     let g = unique("netroute");
-    env.run(&[
+    build(
+        &env,
         &g,
-        "build",
-        "-m",
-        "busybox",
-        "--context",
-        "4721",
-        "--interface",
-        "10.89.0.2/24",
-        "--interface",
-        "v6=fd00:89::2/64",
-    ])
-    .ok();
+        &[
+            "--context",
+            "4721",
+            "--interface",
+            "10.89.0.2/24",
+            "--interface",
+            "v6=fd00:89::2/64",
+        ],
+    );
     // netns/ without a bridge: routed through the host end of the veth.
     std::fs::create_dir_all(env.path(&format!("etc/vservers/{g}/netns"))).unwrap();
     let www = env.path(&format!("var/lib/vservers/{g}/www"));
