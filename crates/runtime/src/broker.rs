@@ -189,6 +189,11 @@ pub fn spawn(
     };
     let json =
         serde_json::to_string(&req).map_err(|e| Error::Setup(format!("exec request: {e}")))?;
+    // One message carries the request: a command line beyond what the
+    // channel reads at once (64 KiB) goes the direct way.
+    if json.len() > 60 * 1024 {
+        return Ok(None);
+    }
     let chan = Channel::from_fd(sock);
     // SAFETY: the CLI is single-threaded here; the child only talks to the
     // broker and leaves with _exit.
