@@ -36,19 +36,16 @@ cleanup() {
   echo "density: cleaning up" >&2
   # Kill the containers in parallel first: 100 one by one is slow.
   for n in $LXCS; do echo "$n"; done | xargs -P "$JOBS" -I{} lxc-stop -P "$LXCPATH" -n {} -k >/dev/null 2>&1
-  for n in $LXCS; do lxc_gone "$n"; done
+  # The guests too.
   for g in $GUESTS; do echo "$g"; done | xargs -P "$JOBS" -I{} "$VS" {} stop >/dev/null 2>&1
-  pids=$(lxcfs_mine $GUESTS)
-  for g in $GUESTS; do vs_gone "$g"; done
-  lxcfs_stop $pids
+  drop_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- setup ---
-for g in $GUESTS; do vs_gone "$g"; done
-for n in $LXCS; do lxc_gone "$n"; done
+drop_all
 [ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
 T0=$(date +%s)
 i=0

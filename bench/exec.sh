@@ -19,8 +19,7 @@
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-100}
 WARMUP=${WARMUP:-3}
-MYNS=$(readlink /proc/self/ns/mnt)
-CRUN_MINE=""
+CRUNNS=""
 BB_MINE=""
 BBP=ex-bbp
 LXCN=ex-lxc
@@ -28,43 +27,17 @@ OCI_IDS="ex-crun ex-runc"
 
 log() { echo "exec: $*" >&2; }
 
-# lxcfs_here: pids of the lxcfs processes in this mount namespace (vserver
-# starts one per mount namespace for virt_mem guests; bench/enter's
-# namespace is new each time, so it would outlive us).
-lxcfs_here() {
-  for d in /proc/[0-9]*; do
-    [ "$(cat "$d/comm" 2>/dev/null)" = lxcfs ] || continue
-    [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$MYNS" ] && echo "${d#/proc/}"
-  done
-  return 0
-}
-LXCFS_BEFORE=$(lxcfs_here)
-
 . "$(dirname "$0")/guests.sh"
-# drop_guest NAME: stops and deletes one of our guests (guests.sh's vs_gone:
-# never a shared tree).
-drop_guest() { vs_gone "$1"; }
 
 cleanup() {
   set +e
   [ -n "$BB_MINE" ] && { "$VS" bb stop >/dev/null 2>&1 || log "vserver bb stop failed"; }
-  drop_guest "$BBP"
-  lxc-stop -k -n "$LXCN" -P "$LXCPATH" >/dev/null 2>&1
-  rm -rf "${LXCPATH:?}/$LXCN"
+  vs_gone "$BBP"
+  lxc_gone "$LXCN"
   runc delete -f ex-runc >/dev/null 2>&1
-  [ -n "$CRUN_MINE" ] && nsenter -m -t "$CRUN_MINE" crun delete -f ex-crun >/dev/null 2>&1
+  [ -n "$CRUNNS" ] && nsenter -m -t "$CRUNNS" crun delete -f ex-crun >/dev/null 2>&1
   for id in $OCI_IDS; do rm -rf "${OCI:?}/$id"; done
-  for h in /sys/fs/cgroup/*/; do
-    for d in "$h$BENCH_CG/lxc/$LXCN" "$h$BENCH_CG/oci/ex-crun" "$h$BENCH_CG/oci/ex-runc"; do
-      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-  done
-  if [ -n "$CRUN_MINE" ]; then kill "$CRUN_MINE" 2>/dev/null; rm -f "$BENCH/crun-ns.pid"; fi
-  for p in $(lxcfs_here); do
-    case " $(echo $LXCFS_BEFORE) " in *" $p "*) continue ;; esac
-    umount -l "$VSERVER_ROOT/var/lib/vservers/.lxcfs" 2>/dev/null
-    kill "$p" 2>/dev/null
-  done
+  for id in $OCI_IDS; do cg_rm "$BENCH_CG/oci/$id"; done
   rm -f "$OUT/exec.json" "$OUT/exec-start.err" "$OUT/exec-table.md"
 }
 trap cleanup EXIT
@@ -78,14 +51,8 @@ init_pid() {
     "$VSERVER_ROOT/run/vservers/$1/state.json"
 }
 
-# The crun wrapper's mount namespace. lib.sh's crun_ns leaves its sleeper
-# on the caller's stdout, so it is started here with stdout elsewhere (a
-# `$(crun_ns)` that starts it would wait for the sleeper's 100000 s).
-if [ ! -s "$BENCH/crun-ns.pid" ] || ! kill -0 "$(cat "$BENCH/crun-ns.pid")" 2>/dev/null; then
-  crun_ns >/dev/null 2>&1
-  CRUN_MINE=$(cat "$BENCH/crun-ns.pid")
-fi
-CRUNNS=$(cat "$BENCH/crun-ns.pid")
+# The crun wrapper's mount namespace (lib.sh's crun_ns; bench/enter ends it).
+CRUNNS=$(crun_ns)
 
 # started WHAT CMD...: runs CMD (a container start); a failure is logged
 # with its first error line, which then stands in the table's rows.
@@ -106,7 +73,7 @@ if "$VS" bb running 2>/dev/null; then
 else
   started "vserver bb" "$VS" bb start && BB_MINE=1
 fi
-drop_guest "$BBP"
+vs_gone "$BBP"
 "$VS" "$BBP" build -m skeleton --privileged >&2 || die "vserver $BBP build failed"
 ln -sfn "$BB" "$VSERVER_ROOT/etc/vservers/$BBP/vdir"
 started "vserver $BBP" "$VS" "$BBP" start || true

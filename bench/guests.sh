@@ -1,16 +1,11 @@
-# Shared by bench/lifecycle.sh, monitor-mem.sh and density.sh (sourced
-# after bench/lib.sh): stopping and deleting their guests without ever
-# touching the shared trees, the lxcfs their guests started, LXC
-# containers on the busybox tree, and leftover cgroups.
+# Shared by the bench scripts that make guests and containers (sourced
+# after bench/lib.sh): stopping and deleting them without ever touching the
+# shared trees, LXC containers on the busybox tree, leftover cgroups.
 ME=$(basename "$0" .sh)
 E=$VSERVER_ROOT/etc/vservers
 V=$VSERVER_ROOT/var/lib/vservers
 LXCFS_DIR=$V/.lxcfs
 
-
-# lxcfs_up: true when the shared lxcfs is mounted in this mount namespace.
-lxcfs_up() { grep -q " $LXCFS_DIR [^ ]* .* - fuse.lxcfs " /proc/self/mountinfo; }
-LXCFS_WAS_UP=0; lxcfs_up && LXCFS_WAS_UP=1
 
 # vs_gone NAME: stops and deletes one of this script's guests. A vdir that
 # is not the guest's own tree (a link to a shared tree) is unlinked first,
@@ -29,24 +24,12 @@ vs_gone() {
   "$VS" "$1" delete --force >/dev/null 2>&1 || echo "$ME: delete $1 failed" >&2
 }
 
-# lxcfs_mine: the pids of the lxcfs instances this script's guests started
-# (from their logs), to stop at the end when none was mounted before: an
-# lxcfs left in a dead private mount namespace keeps DIR.pid locked and
-# makes the next session's first start fail.
-lxcfs_mine() {
-  for g in "$@"; do
-    sed -n 's/.*started lxcfs on .* (pid \([0-9]*\)).*/\1/p' "$VSERVER_ROOT/var/log/vservers/$g.log" 2>/dev/null
-  done
-}
-lxcfs_stop() {
-  [ "$LXCFS_WAS_UP" = 1 ] && return 0
-  for pid in "$@"; do
-    [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = lxcfs ] || continue
-    [ "$(readlink /proc/"$pid"/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] || continue
-    umount -l "$LXCFS_DIR" 2>/dev/null || true
-    kill "$pid" 2>/dev/null || true
-    echo "$ME: stopped the lxcfs this script started (pid $pid)" >&2
-  done
+# drop_all: stops and removes every container in $LXCS and guest in
+# $GUESTS (at the start, leftovers of an interrupted run; at the end, the
+# script's own). The lxcfs their guests started goes with bench/enter.
+drop_all() {
+  for n in $LXCS; do lxc_gone "$n"; done
+  for g in $GUESTS; do vs_gone "$g"; done
 }
 
 # cg_rm PATH: removes PATH (relative to each hierarchy) depth-first in

@@ -56,19 +56,14 @@ cleanup() {
     [ -s "$TMP/$n.pid" ] && kill -9 "$(cat "$TMP/$n.pid")" 2>/dev/null
     cg_rm "$BENCH_CG/$n"
   done
-  for n in $LXCS; do lxc_gone "$n"; done
-  for g in $GUESTS; do "$VS" "$g" stop >/dev/null 2>&1; done
-  pids=$(lxcfs_mine $GUESTS)
-  for g in $GUESTS; do vs_gone "$g"; done
-  lxcfs_stop $pids
+  drop_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- setup ---
-for g in $GUESTS; do vs_gone "$g"; done
-for n in $LXCS; do lxc_gone "$n"; done
+drop_all
 [ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
 [ -x "$DEB/lib/systemd/systemd" ] || die "no Debian tree with systemd at $DEB: run bench/prepare"
 

@@ -37,19 +37,14 @@ TMP=$(mktemp -d /tmp/monitor-mem.XXXXXX)
 
 cleanup() {
   set +e
-  for n in $LXCS; do lxc_gone "$n"; done
-  for g in $GUESTS; do "$VS" "$g" stop >/dev/null 2>&1; done
-  pids=$(lxcfs_mine $GUESTS)
-  for g in $GUESTS; do vs_gone "$g"; done
-  lxcfs_stop $pids
+  drop_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- setup ---
-for g in $GUESTS; do vs_gone "$g"; done
-for n in $LXCS; do lxc_gone "$n"; done
+drop_all
 [ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
 i=0
 for g in $GUESTS; do

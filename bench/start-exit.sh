@@ -32,75 +32,39 @@ SE_GUESTS="se-bbn se-bbp se-debn se-debp"
 OCI_IDS="se-bb se-bbu se-deb se-debu"
 LXC_NAMES="se-bb se-bbu se-bbi se-deb se-debu se-debi"
 SUBID=$BENCH/se-subid
-MYNS=$(readlink /proc/self/ns/mnt)
-CRUN_MINE=""
+CRUNNS=""
 SUBID_BOUND=""
 
 log() { echo "start-exit: $*" >&2; }
 
-# lxcfs_here: pids of the lxcfs processes in this mount namespace (vserver
-# starts one per mount namespace for virt_mem guests; bench/enter's
-# namespace is new each time, so it would outlive us).
-lxcfs_here() {
-  for d in /proc/[0-9]*; do
-    [ "$(cat "$d/comm" 2>/dev/null)" = lxcfs ] || continue
-    [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$MYNS" ] && echo "${d#/proc/}"
-  done
-  return 0
-}
-LXCFS_BEFORE=$(lxcfs_here)
-
 . "$(dirname "$0")/guests.sh"
-# drop_guest NAME: stops and deletes one of our guests (guests.sh's vs_gone:
-# never a shared tree).
-drop_guest() { vs_gone "$1"; }
 
 # make_guest NAME TREE BUILD-ARGS...: a skeleton guest running TREE.
 make_guest() {
   g=$1; tree=$2; shift 2
-  drop_guest "$g"
+  vs_gone "$g"
   "$VS" "$g" build -m skeleton "$@" >&2 || die "vserver $g build failed"
   ln -sfn "$tree" "$VSERVER_ROOT/etc/vservers/$g/vdir"
 }
 
 cleanup() {
   set +e
-  for g in $SE_GUESTS; do drop_guest "$g"; done
+  for g in $SE_GUESTS; do vs_gone "$g"; done
   for id in $OCI_IDS; do
     runc delete -f "$id" >/dev/null 2>&1
-    [ -n "$CRUN_MINE" ] && nsenter -m -t "$CRUN_MINE" crun delete -f "$id" >/dev/null 2>&1
+    [ -n "$CRUNNS" ] && nsenter -m -t "$CRUNNS" crun delete -f "$id" >/dev/null 2>&1
     rm -rf "${OCI:?}/$id"
-    for h in /sys/fs/cgroup/*/; do
-      [ -d "$h$BENCH_CG/oci/$id" ] && find "$h$BENCH_CG/oci/$id" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
+    cg_rm "$BENCH_CG/oci/$id"
   done
-  for n in $LXC_NAMES; do
-    lxc-stop -k -n "$n" -P "$LXCPATH" >/dev/null 2>&1
-    rm -rf "${LXCPATH:?}/$n"
-    for h in /sys/fs/cgroup/*/; do
-      [ -d "$h$BENCH_CG/lxc/$n" ] && find "$h$BENCH_CG/lxc/$n" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-  done
+  for n in $LXC_NAMES; do lxc_gone "$n"; done
   if [ -n "$SUBID_BOUND" ]; then umount /etc/subuid /etc/subgid 2>/dev/null; rm -f "$SUBID"; fi
-  if [ -n "$CRUN_MINE" ]; then kill "$CRUN_MINE" 2>/dev/null; rm -f "$BENCH/crun-ns.pid"; fi
-  for p in $(lxcfs_here); do
-    case " $(echo $LXCFS_BEFORE) " in *" $p "*) continue ;; esac
-    umount -l "$VSERVER_ROOT/var/lib/vservers/.lxcfs" 2>/dev/null
-    kill "$p" 2>/dev/null
-  done
   rm -f "$OUT"/start-exit-*.json
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The crun wrapper's mount namespace. lib.sh's crun_ns leaves its sleeper
-# on the caller's stdout, so it is started here with stdout elsewhere (a
-# `$(crun_ns)` that starts it would wait for the sleeper's 100000 s).
-if [ ! -s "$BENCH/crun-ns.pid" ] || ! kill -0 "$(cat "$BENCH/crun-ns.pid")" 2>/dev/null; then
-  crun_ns >/dev/null 2>&1
-  CRUN_MINE=$(cat "$BENCH/crun-ns.pid")
-fi
-CRUNNS=$(cat "$BENCH/crun-ns.pid")
+# The crun wrapper's mount namespace (lib.sh's crun_ns; bench/enter ends it).
+CRUNNS=$(crun_ns)
 
 # Subordinate ids for LXC's newuidmap/newgidmap (this mount namespace only).
 { cat /etc/subuid 2>/dev/null; echo "root:$UBASE:65536"; } > "$SUBID"
@@ -158,8 +122,8 @@ table() {
     "runc run (user ns)::runc run -b $obu se-${tag}u" \
     "systemd-nspawn::systemd-nspawn -D $root --register=no --keep-unit -q /bin/true" \
     "systemd-nspawn (private users, idmapped)::systemd-nspawn -D $root --register=no --keep-unit -q --private-users=$UBASE:65536 --private-users-ownership=map /bin/true"
-  drop_guest "se-${tag}n"
-  drop_guest "se-${tag}p"
+  vs_gone "se-${tag}n"
+  vs_gone "se-${tag}p"
 }
 
 section "Start to exit: a fresh container running /bin/true"
