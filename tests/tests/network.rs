@@ -21,7 +21,8 @@ fn probe(env: &Env, guest: &str, name: &str) {
     assert!(st.success(), "gcc -static {name}.c");
 }
 
-/// Runs `script` in a fresh network namespace with `lo` up; `$VS` is the
+/// Runs `script` in a fresh network namespace with `lo` up, in the test's
+/// own root directory (its scratch files stay there); `$VS` is the
 /// vserver binary. Guests are stopped at the end whatever happens.
 fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
     let stops: String = guests
@@ -31,6 +32,7 @@ fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
     let full = format!("set -u; trap '{stops}' EXIT; ip link set lo up\n{script}");
     let out = Command::new("unshare")
         .args(["-n", "sh", "-c", &full])
+        .current_dir(env.root())
         .env("VSERVER_ROOT", env.root())
         .env("VS", vserver_bin())
         .output()
