@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod limits;
 pub mod lock;
 pub mod lxcfs;
+pub mod memfs;
 pub mod monitor;
 pub mod net;
 pub mod plan;

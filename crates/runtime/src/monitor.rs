@@ -7,7 +7,7 @@
 //! and exits. If the monitor is killed the guest keeps running, and `stop`
 //! cleans up in its place ([`cleanup`]).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use vs_cgroup::{CgroupFs, GuestCgroup};
 use vs_config::{GuestName, GuestSpec, Paths};
@@ -214,6 +214,10 @@ pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
         if let Some(host_if) = &st.private_if {
             crate::net::teardown_private(name.as_str(), host_if);
         }
+        // Without its monitor, nobody else waits for the meminfo server.
+        if let Some((pid, ticks)) = st.meminfo_server {
+            crate::memfs::await_end(pid, ticks);
+        }
     }
     let _ = std::fs::remove_file(crate::broker::socket_path(paths, name));
     state::remove_state(paths, name)
@@ -329,6 +333,24 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
     } else {
         log("warning: no cgroup2 hierarchy: no device filter for this guest");
     }
+    // VIRT_MEM's /proc/meminfo (the rss soft limit as the memory size):
+    // served from now on, by a process of its own (memfs).
+    let meminfo = match spec
+        .cflags
+        .contains(&vs_config::CFlag::VirtMem)
+        .then(|| cgroup.memory_view())
+        .flatten()
+        .map(|view| crate::memfs::start(view, name.as_str()))
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            fail(&mut report, &e);
+            let _ = cleanup(paths, name);
+            return 1;
+        }
+    };
+    plan.meminfo = meminfo.as_ref().map(|m| m.mount.as_raw_fd());
     let mut added = Vec::new();
     if let Some(net) = &plan.shared_net {
         if spec.nflags.contains(&vs_config::NFlag::HideNetif) {
@@ -401,6 +423,10 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             cgroups: cgroup.paths(),
             addresses: added.clone(),
             private_if: plan.private_net.as_ref().map(|n| n.host_if.clone()),
+            meminfo_server: meminfo.as_ref().map(|m| {
+                let ticks = process_start_ticks(std::path::Path::new("/proc"), m.server);
+                (m.server, ticks.unwrap_or(0))
+            }),
         };
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);
@@ -447,6 +473,11 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
         break exit;
     };
+    // The guest's mount namespace is gone with its init: the meminfo
+    // server ends now (before cleanup, which would wait for it).
+    if let Some(m) = meminfo {
+        crate::memfs::finish(m);
+    }
     if let Err(e) = cleanup(paths, name) {
         log(&format!("cleanup: {e}"));
     }

@@ -74,6 +74,10 @@ pub struct Plan {
     /// The lxcfs mount whose `/proc` files VIRT_MEM binds over the guest's
     /// (set by the monitor once lxcfs runs).
     pub lxcfs: Option<PathBuf>,
+    /// VIRT_MEM's own `/proc/meminfo`: the descriptor of the monitor's
+    /// detached meminfo mount ([`crate::memfs`]), which each init inherits
+    /// and clones.
+    pub meminfo: Option<i32>,
     /// Shared network mode: the guest's addresses, confined by BPF.
     pub shared_net: Option<crate::net::SharedNet>,
     /// Private network mode (`netns/`).
@@ -263,6 +267,7 @@ impl Plan {
             shell: spec.shell.clone(),
             nice: spec.config.nice,
             lxcfs: None,
+            meminfo: None,
             shared_net: shared_net.then(|| crate::net::SharedNet::new(spec)),
             private_net: crate::net::PrivateNet::new(spec),
             stdio: false,

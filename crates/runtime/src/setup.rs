@@ -228,7 +228,12 @@ fn protect(root: &RootDir) -> Result<()> {
 }
 
 /// Builds the guest's filesystem view and pivots into it.
-fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) -> Result<()> {
+fn build_root(
+    plan: &Plan,
+    rootfs: OwnedFd,
+    lxcfs: Option<crate::lxcfs::Binds>,
+    meminfo: Option<OwnedFd>,
+) -> Result<()> {
     // The (formerly detached) tree's fd names the root of the attached mount.
     let root = RootDir::from_fd(rootfs, &plan.vdir);
     let noexec = Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NODEV | Attr::MOUNT_ATTR_NOEXEC;
@@ -237,6 +242,10 @@ fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) 
         // VIRT_MEM: meminfo, cpuinfo, stat, loadavg, swaps, diskstats of
         // the guest's cgroup, over the fresh /proc (before `protect`).
         binds.attach(&root)?;
+    }
+    if let Some(bind) = meminfo {
+        // VIRT_MEM's own meminfo, in place of lxcfs's.
+        crate::memfs::attach(&root, bind)?;
     }
     if plan.namespaces & vs_sys::ns::flags::NET != 0 {
         mount_new(
@@ -350,11 +359,21 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
         .lxcfs
         .as_deref()
         .map(crate::lxcfs::open_binds)
+        .transpose()?
+        .map(|b| match plan.meminfo {
+            Some(_) => b.without(crate::memfs::TARGET),
+            None => b,
+        });
+    let meminfo = plan
+        .meminfo
+        // SAFETY: the monitor's meminfo mount, inherited through clone3
+        // and open for the whole of this process's set-up.
+        .map(|fd| crate::memfs::open_bind(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }))
         .transpose()?;
     if plan.idmap.is_some() {
         vs_sys::ns::become_root().map_err(sys)?;
     }
-    build_root(plan, rootfs, lxcfs)?;
+    build_root(plan, rootfs, lxcfs, meminfo)?;
     crate::timing::mark("init: root built");
     vs_sys::ns::set_uts(&plan.hostname, plan.domainname.as_deref()).map_err(sys)?;
     vs_sys::ns::set_name("init").map_err(sys)?;

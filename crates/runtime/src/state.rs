@@ -35,6 +35,10 @@ pub struct RunState {
     /// The host end of a private-mode guest's veth, whose NAT rules go at stop.
     #[serde(default)]
     pub private_if: Option<String>,
+    /// VIRT_MEM's meminfo server (crates/runtime/src/memfs.rs): pid and
+    /// start time, for a stop without the monitor to wait for its end.
+    #[serde(default)]
+    pub meminfo_server: Option<(i32, u64)>,
 }
 
 impl RunState {
@@ -196,6 +200,7 @@ mod tests {
             cgroups: Vec::new(),
             addresses: Vec::new(),
             private_if: None,
+            meminfo_server: None,
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();
