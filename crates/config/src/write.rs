@@ -56,10 +56,16 @@ fn rebase(e: ConfigError, scratch: &Path, dir: &Path) -> ConfigError {
             value,
             expected,
         },
-        ConfigError::UnknownName { path, kind, name } => ConfigError::UnknownName {
+        ConfigError::UnknownName {
+            path,
+            kind,
+            name,
+            expected,
+        } => ConfigError::UnknownName {
             path: fix(path),
             kind,
             name,
+            expected,
         },
         ConfigError::Conflict { path, message } => ConfigError::Conflict {
             path: fix(path),

@@ -212,8 +212,14 @@ fn config_from_args(
             let items: Vec<CFlag> = match CFlag::pseudo(n) {
                 Some(set) => set.to_vec(),
                 None => vec![
-                    CFlag::lookup(n)
-                        .ok_or_else(|| usage(format!("--flags: unknown context flag '{f}'")))?,
+                    CFlag::lookup(n).ok_or_else(|| {
+                        let mut names: Vec<&str> = CFlag::all().iter().map(|v| v.name()).collect();
+                        names.extend(CFlag::pseudo_names());
+                        usage(format!(
+                            "--flags: unknown context flag '{f}': expected one of: {} (any case, optional VXF_ prefix, '~' to clear, comma-separated)",
+                            names.join(", ")
+                        ))
+                    })?,
                 ],
             };
             cfg.cflags.extend(items.into_iter().map(|v| ListItem {
