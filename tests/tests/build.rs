@@ -348,3 +348,109 @@ fn failed_forced_rebuild_puts_the_old_guest_back() {
     );
     env.run(&[&name, "delete", "--force"]).ok();
 }
+
+/// Host paths that would show a leak of guest `name`: cgroups named after
+/// it, processes in them, mounts of its tree, its state file.
+fn leftovers(env: &Env, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+                if e.file_name().to_string_lossy() == name {
+                    out.push(format!("cgroup {}", e.path().display()));
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    let vdir = env.path(&format!("var/lib/vservers/{name}"));
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for l in mountinfo
+        .lines()
+        .filter(|l| l.contains(vdir.to_str().unwrap()))
+    {
+        out.push(format!("mount {l}"));
+    }
+    for p in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cg) = fs::read_to_string(p.path().join("cgroup"))
+            && cg.lines().any(|l| {
+                l.ends_with(&format!("/vserver/{name}")) || l.contains(&format!("/vserver/{name}/"))
+            })
+        {
+            out.push(format!("process {}", p.file_name().to_string_lossy()));
+        }
+    }
+    if env
+        .path(&format!("run/vservers/{name}/state.json"))
+        .exists()
+    {
+        out.push("state.json".into());
+    }
+    out
+}
+
+#[test]
+fn cmd_init_style_runs_the_rc_of_the_start_and_stop_runlevels() {
+    let env = Env::new();
+    let name = unique("cmd");
+    env.run(&[&name, "build", "-m", "busybox", "--initstyle", "cmd"])
+        .ok();
+    let cfg = format!("etc/vservers/{name}");
+    assert_eq!(read(&env, &format!("{cfg}/apps/init/style")), "cmd\n");
+    assert_eq!(
+        read(&env, &format!("{cfg}/apps/init/cmd.start")),
+        "/etc/init.d/rc\n3\n"
+    );
+    assert_eq!(
+        read(&env, &format!("{cfg}/apps/init/cmd.stop")),
+        "/etc/init.d/rc\n0\n"
+    );
+    // A service that records being started and stopped, linked for
+    // runlevel 3 as the busybox rc expects.
+    let vdir = env.path(&format!("var/lib/vservers/{name}"));
+    let service = vdir.join("etc/init.d/marker");
+    fs::write(&service, "#!/bin/sh\necho \"$1\" >> /root/marker.log\n").unwrap();
+    fs::set_permissions(
+        &service,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../init.d/marker", vdir.join("etc/rc3.d/S10marker")).unwrap();
+
+    env.run(&[&name, "start"]).ok();
+    let stop = vs_tests::Stopper(&env, name.clone());
+    assert_eq!(env.run(&[&name, "status"]).code, 0, "running");
+    // cmd.start ran: the rc started the service (start does not wait for
+    // it) and recorded its runlevel.
+    let log = env.path(&format!("var/lib/vservers/{name}/root/marker.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fs::read_to_string(&log).is_ok_and(|l| l.ends_with('\n')) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cmd.start never started the service"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        env.exec(&name, &["cat", "/run/runlevel"]).ok().stdout,
+        "3\n"
+    );
+    assert_eq!(
+        read(&env, &format!("var/lib/vservers/{name}/root/marker.log")),
+        "start\n"
+    );
+    drop(stop);
+    assert_eq!(env.run(&[&name, "status"]).code, 3, "stopped");
+    // cmd.stop ran the rc for runlevel 0, which stopped the service.
+    assert_eq!(
+        read(&env, &format!("var/lib/vservers/{name}/root/marker.log")),
+        "start\nstop\n"
+    );
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    env.run(&[&name, "delete", "--force"]).ok();
+    assert_eq!(env.traces_of(&name), Vec::<String>::new());
+}

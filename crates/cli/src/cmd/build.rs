@@ -133,6 +133,16 @@ pub fn parse_interface(spec: &str) -> Result<(Option<String>, Interface), String
     Ok((label.map(str::to_owned), iface))
 }
 
+/// `apps/init/cmd.start` and `cmd.stop` that `--initstyle cmd` writes: what
+/// the sysv style runs at its default start (3) and stop (0) runlevels.
+fn cmd_style_defaults() -> (Vec<String>, Vec<String>) {
+    let rc = |level: &str| vec!["/etc/init.d/rc".to_owned(), level.to_owned()];
+    (
+        rc(vs_config::spec::DEFAULT_RUNLEVEL_START),
+        rc(vs_config::spec::DEFAULT_RUNLEVEL_STOP),
+    )
+}
+
 /// The configuration `build` writes, from the options; no side effects.
 fn config_from_args(
     paths: &Paths,
@@ -159,9 +169,13 @@ fn config_from_args(
     if let Some(s) = &a.initstyle {
         cfg.init.style = InitStyle::lookup(s);
         if cfg.init.style == Some(InitStyle::Cmd) {
-            return Err(usage(
-                "--initstyle cmd: the style needs its command, which build cannot take; build with another style, then write the command to apps/init/cmd.start (one argument per line) and 'cmd' to apps/init/style",
-            ));
+            // The commands the sysv style would run: the guest's
+            // /etc/init.d/rc (the busybox method writes one) for the start
+            // and the stop runlevel. Edit apps/init/cmd.start and cmd.stop
+            // (one argument per line) for anything else.
+            let (start, stop) = cmd_style_defaults();
+            cfg.init.cmd_start = Some(start);
+            cfg.init.cmd_stop = Some(stop);
         }
     }
     if let Some(s) = &a.storage {
