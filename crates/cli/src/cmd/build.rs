@@ -333,6 +333,7 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
             method,
             requested,
             context_dynamic: defaults.context_dynamic,
+            debootstrap_mirror: defaults.debootstrap_mirror.clone(),
             cfg,
         },
         &mut undo,
@@ -366,6 +367,8 @@ struct Checked {
     requested: Option<Xid>,
     /// `.defaults/context.dynamic` exists.
     context_dynamic: bool,
+    /// `.defaults/apps/debootstrap/mirror`.
+    debootstrap_mirror: Option<String>,
     /// The configuration to write, without its context yet.
     cfg: GuestConfig,
 }
@@ -381,6 +384,7 @@ fn build(
         method,
         requested,
         context_dynamic,
+        debootstrap_mirror,
         mut cfg,
     } = checked;
     let cfgdir = paths.guest_cfg(name);
@@ -452,6 +456,7 @@ fn build(
     let opts = BuildOptions {
         hostname: spec.hostname.clone(),
         defaults_files: files.is_dir().then_some(files),
+        debootstrap_mirror,
     };
     let made = method.run(&vdir, &opts, &mut |line| progress.line(line));
     progress.finish();
