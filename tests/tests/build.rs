@@ -151,6 +151,91 @@ fn contexts_are_allocated_from_context_next_and_never_shared() {
 }
 
 #[test]
+fn start_refuses_a_context_or_id_range_a_running_guest_has() {
+    let env = Env::new();
+    let (a, b) = (unique("clash"), unique("clash"));
+    env.run(&[&a, "build", "-m", "busybox", "--context", "4400"])
+        .ok();
+    env.run(&[&b, "build", "-m", "busybox", "--context", "4401"])
+        .ok();
+    let cfg = |n: &str, f: &str| env.path(&format!("etc/vservers/{n}/{f}"));
+    // Copied or edited by hand after the build: b gets a's context.
+    fs::write(cfg(&b, "context"), "4400\n").unwrap();
+    env.run(&[&a, "start"]).ok();
+    let _stop_a = vs_tests::Stopper(&env, a.clone());
+    // What is b's in the prefix (a's tree and its lxcfs mount change as a runs).
+    let tree = || env.traces_of(&b);
+    let refused = |needles: &[String]| {
+        let before = tree();
+        let r = env.run(&[&b, "start"]);
+        assert_ne!(r.code, 0, "{r:#?}");
+        let errors = r.errors();
+        assert_eq!(errors.len(), 1, "{r:#?}");
+        for n in needles {
+            assert!(
+                errors[0].contains(n.as_str()),
+                "{n:?} not in {:?}",
+                errors[0]
+            );
+        }
+        assert_eq!(env.run(&[&b, "status"]).code, 3, "{b} stays stopped");
+        assert_eq!(env.run(&[&a, "status"]).code, 0, "{a} keeps running");
+        let after = tree();
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|p| !before.contains(p))
+            .chain(before.iter().filter(|p| !after.contains(p)))
+            .collect();
+        assert!(changed.is_empty(), "a refused start changed {changed:?}");
+    };
+    refused(&[
+        format!(
+            "guest '{b}' cannot start: its context 4400 ({})",
+            cfg(&b, "context").display()
+        ),
+        format!(
+            "is also the context of guest '{a}' ({})",
+            cfg(&a, "context").display()
+        ),
+        "which is running".into(),
+        format!("stop '{a}' or give one of them another context"),
+    ]);
+    // Its own context again, but a's id range (derived from a's context).
+    fs::write(cfg(&b, "context"), "4401\n").unwrap();
+    fs::write(cfg(&b, "uidmap"), format!("{} 1000\n", 4400 * 65536 + 5000)).unwrap();
+    refused(&[
+        format!(
+            "guest '{b}' cannot start: its id range {} 1000 ({})",
+            4400 * 65536 + 5000,
+            cfg(&b, "uidmap").display()
+        ),
+        format!(
+            "overlaps the range {} 65536 of guest '{a}' ({})",
+            4400 * 65536,
+            cfg(&a, "context").display()
+        ),
+        format!("stop '{a}' or change one of the ranges"),
+    ]);
+    // Once a is stopped, b may start (it is only the running guests that clash).
+    env.run(&[&a, "stop"]).ok();
+    env.run(&[&b, "start"]).ok();
+    let _stop_b = vs_tests::Stopper(&env, b.clone());
+    assert_eq!(env.run(&[&b, "status"]).code, 0);
+    // ... and now a is the one refused, naming b's uidmap.
+    let r = env.run(&[&a, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(
+        r.stderr.contains(&format!("guest '{a}' cannot start"))
+            && r.stderr.contains(&cfg(&b, "uidmap").display().to_string()),
+        "{r:#?}"
+    );
+    env.run(&[&b, "stop"]).ok();
+    for n in [&a, &b] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+#[test]
 fn existing_guest_needs_force_which_moves_it_aside() {
     let env = Env::new();
     let name = unique("again");
