@@ -406,6 +406,31 @@ fn failed_build_leaves_nothing_behind_unless_keep() {
 }
 
 #[test]
+fn a_failure_after_the_tree_is_made_removes_the_cache_directory_too() {
+    let env = Env::new();
+    let name = unique("late");
+    // The last step, moving .defaults/context.next on, fails: its scratch
+    // file is a directory.
+    fs::create_dir_all(env.path("etc/vservers/.defaults/context.next.~tmp~")).unwrap();
+    let r = env.run(&[&name, "build", "-m", "skeleton"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert_eq!(r.errors().len(), 1, "{r:#?}");
+    assert!(r.errors()[0].contains("context.next"), "{r:#?}");
+    assert_eq!(env.traces_of(&name), Vec::<String>::new());
+    assert!(!env.path(&format!("var/cache/vservers/{name}")).exists());
+    // A cache directory that was there before the build stays.
+    fs::create_dir_all(env.path(&format!("var/cache/vservers/{name}/keep"))).unwrap();
+    let r = env.run(&[&name, "build", "-m", "skeleton"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(
+        env.path(&format!("var/cache/vservers/{name}/keep"))
+            .is_dir()
+    );
+    assert!(!env.path(&format!("etc/vservers/{name}")).exists());
+    assert!(!env.path(&format!("var/lib/vservers/{name}")).exists());
+}
+
+#[test]
 fn failed_forced_rebuild_puts_the_old_guest_back() {
     let env = Env::new();
     let name = unique("restore");

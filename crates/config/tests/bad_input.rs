@@ -404,3 +404,81 @@ fn resolved_spec_defaults() {
     assert_eq!(spec.vdir, root.path().join("var/lib/vservers/demo"));
     assert_eq!(spec.fstab[0].file, "/tmp");
 }
+
+#[test]
+fn names_that_would_leave_their_directory_are_refused_before_writing() {
+    let bad_names = ["", ".", "..", "../../escape", "a/b", "tab\there", "nl\n"];
+    let outer = tempfile::tempdir().unwrap();
+    let dir = outer.path().join("etc/vservers/g");
+    type Set = fn(&mut GuestConfig, &str);
+    let setters: [(&str, Set); 4] = [
+        ("interfaces", |c, n| {
+            c.interfaces
+                .list
+                .insert(n.into(), Interface::new("10.0.0.1".parse().unwrap()));
+        }),
+        ("dlimits", |c, n| {
+            c.dlimits.insert(
+                n.into(),
+                Dlimit {
+                    directory: "/".into(),
+                    space_total: 10,
+                    inodes_total: 10,
+                    reserved: 5,
+                    disabled: false,
+                },
+            );
+        }),
+        ("scripts/pre-start.d", |c, n| {
+            c.scripts.entry(Hook::PreStart).or_default().dir.insert(
+                n.into(),
+                Script {
+                    content: b"true\n".to_vec(),
+                    executable: true,
+                },
+            );
+        }),
+        ("netns/interfaces", |c, n| {
+            c.netns
+                .get_or_insert_with(Netns::default)
+                .interfaces
+                .insert(n.into(), NetnsInterface::default());
+        }),
+    ];
+    for (rel, set) in setters {
+        for name in bad_names {
+            let mut cfg = GuestConfig {
+                context: Xid::new(4242),
+                ..Default::default()
+            };
+            set(&mut cfg, name);
+            let e = write_guest(&dir, &cfg).unwrap_err().to_string();
+            let shown: String = name.escape_debug().collect();
+            assert_eq!(
+                e,
+                format!(
+                    "{}/{rel}: invalid value '{shown}': expected a plain file name: not empty, not '.' or '..', without '/' or control characters",
+                    dir.display()
+                ),
+                "{rel} {name:?}"
+            );
+            // Nothing written: not the guest, not beside it, not in the scratch place.
+            assert!(!dir.exists(), "{rel} {name:?}");
+            assert_eq!(
+                fs::read_dir(outer.path()).unwrap().count(),
+                0,
+                "{rel} {name:?}"
+            );
+        }
+        // A plain name is fine.
+        let mut cfg = GuestConfig {
+            context: Xid::new(4242),
+            ..Default::default()
+        };
+        set(&mut cfg, "web");
+        write_guest(&dir, &cfg).unwrap();
+        assert_eq!(read_guest(&dir).unwrap().0, cfg, "{rel}");
+        fs::remove_dir_all(outer.path().join("etc")).unwrap();
+    }
+    assert!(!std::env::temp_dir().join("escape").exists());
+}

@@ -251,6 +251,8 @@ struct Undo {
     cfgdir: Option<PathBuf>,
     vdir: Option<PathBuf>,
     rundir: Option<PathBuf>,
+    /// The guest's cache directory, when this build made it.
+    cache: Option<PathBuf>,
     /// (moved-aside copy, original place)
     moved: Vec<(PathBuf, PathBuf)>,
 }
@@ -263,7 +265,10 @@ impl Undo {
         {
             eprintln!("vserver: warning: could not remove {}: {e}", v.display());
         }
-        for d in [&self.cfgdir, &self.rundir].into_iter().flatten() {
+        for d in [&self.cfgdir, &self.rundir, &self.cache]
+            .into_iter()
+            .flatten()
+        {
             if d.exists()
                 && let Err(e) = std::fs::remove_dir_all(d)
             {
@@ -461,7 +466,11 @@ fn build(
     let made = method.run(&vdir, &opts, &mut |line| progress.line(line));
     progress.finish();
     made?;
-    for d in [paths.logdir(), paths.cachebase().join(name)] {
+    let cache = paths.cachebase().join(name);
+    if std::fs::symlink_metadata(&cache).is_err() {
+        undo.cache = Some(cache.clone());
+    }
+    for d in [paths.logdir(), cache] {
         std::fs::create_dir_all(&d)
             .with_context(|| format!("{}: create directory", d.display()))?;
     }
