@@ -79,7 +79,7 @@ fn bad_build_options_change_nothing() {
             "--flags",
             "virt_mem,warp_drive",
         ],
-        "warp_drive",
+        "--flags: unknown context flag 'warp_drive': expected one of: lock, nproc, private,",
     );
     refused(
         &env,
@@ -134,7 +134,7 @@ fn malformed_config_files_name_the_file_the_value_and_what_is_expected() {
         (
             "cflags",
             "virt_mem\nhyperdrive",
-            "cflags: unknown context flag 'hyperdrive'",
+            "cflags: unknown context flag 'hyperdrive': expected one of: lock, nproc, private,",
         ),
         (
             "interfaces/0/ip",
@@ -151,7 +151,7 @@ fn malformed_config_files_name_the_file_the_value_and_what_is_expected() {
         (
             "bcapabilities",
             "CAP_TELEPORT",
-            "bcapabilities: unknown capability 'CAP_TELEPORT'",
+            "bcapabilities: unknown capability 'CAP_TELEPORT': expected one of: chown, dac_override,",
         ),
     ];
     for (file, value, expected) in cases {

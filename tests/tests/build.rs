@@ -151,6 +151,91 @@ fn contexts_are_allocated_from_context_next_and_never_shared() {
 }
 
 #[test]
+fn start_refuses_a_context_or_id_range_a_running_guest_has() {
+    let env = Env::new();
+    let (a, b) = (unique("clash"), unique("clash"));
+    env.run(&[&a, "build", "-m", "busybox", "--context", "4400"])
+        .ok();
+    env.run(&[&b, "build", "-m", "busybox", "--context", "4401"])
+        .ok();
+    let cfg = |n: &str, f: &str| env.path(&format!("etc/vservers/{n}/{f}"));
+    // Copied or edited by hand after the build: b gets a's context.
+    fs::write(cfg(&b, "context"), "4400\n").unwrap();
+    env.run(&[&a, "start"]).ok();
+    let _stop_a = vs_tests::Stopper(&env, a.clone());
+    // What is b's in the prefix (a's tree and its lxcfs mount change as a runs).
+    let tree = || env.traces_of(&b);
+    let refused = |needles: &[String]| {
+        let before = tree();
+        let r = env.run(&[&b, "start"]);
+        assert_ne!(r.code, 0, "{r:#?}");
+        let errors = r.errors();
+        assert_eq!(errors.len(), 1, "{r:#?}");
+        for n in needles {
+            assert!(
+                errors[0].contains(n.as_str()),
+                "{n:?} not in {:?}",
+                errors[0]
+            );
+        }
+        assert_eq!(env.run(&[&b, "status"]).code, 3, "{b} stays stopped");
+        assert_eq!(env.run(&[&a, "status"]).code, 0, "{a} keeps running");
+        let after = tree();
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|p| !before.contains(p))
+            .chain(before.iter().filter(|p| !after.contains(p)))
+            .collect();
+        assert!(changed.is_empty(), "a refused start changed {changed:?}");
+    };
+    refused(&[
+        format!(
+            "guest '{b}' cannot start: its context 4400 ({})",
+            cfg(&b, "context").display()
+        ),
+        format!(
+            "is also the context of guest '{a}' ({})",
+            cfg(&a, "context").display()
+        ),
+        "which is running".into(),
+        format!("stop '{a}' or give one of them another context"),
+    ]);
+    // Its own context again, but a's id range (derived from a's context).
+    fs::write(cfg(&b, "context"), "4401\n").unwrap();
+    fs::write(cfg(&b, "uidmap"), format!("{} 1000\n", 4400 * 65536 + 5000)).unwrap();
+    refused(&[
+        format!(
+            "guest '{b}' cannot start: its id range {} 1000 ({})",
+            4400 * 65536 + 5000,
+            cfg(&b, "uidmap").display()
+        ),
+        format!(
+            "overlaps the range {} 65536 of guest '{a}' ({})",
+            4400 * 65536,
+            cfg(&a, "context").display()
+        ),
+        format!("stop '{a}' or change one of the ranges"),
+    ]);
+    // Once a is stopped, b may start (it is only the running guests that clash).
+    env.run(&[&a, "stop"]).ok();
+    env.run(&[&b, "start"]).ok();
+    let _stop_b = vs_tests::Stopper(&env, b.clone());
+    assert_eq!(env.run(&[&b, "status"]).code, 0);
+    // ... and now a is the one refused, naming b's uidmap.
+    let r = env.run(&[&a, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(
+        r.stderr.contains(&format!("guest '{a}' cannot start"))
+            && r.stderr.contains(&cfg(&b, "uidmap").display().to_string()),
+        "{r:#?}"
+    );
+    env.run(&[&b, "stop"]).ok();
+    for n in [&a, &b] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+#[test]
 fn existing_guest_needs_force_which_moves_it_aside() {
     let env = Env::new();
     let name = unique("again");
@@ -321,6 +406,31 @@ fn failed_build_leaves_nothing_behind_unless_keep() {
 }
 
 #[test]
+fn a_failure_after_the_tree_is_made_removes_the_cache_directory_too() {
+    let env = Env::new();
+    let name = unique("late");
+    // The last step, moving .defaults/context.next on, fails: its scratch
+    // file is a directory.
+    fs::create_dir_all(env.path("etc/vservers/.defaults/context.next.~tmp~")).unwrap();
+    let r = env.run(&[&name, "build", "-m", "skeleton"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert_eq!(r.errors().len(), 1, "{r:#?}");
+    assert!(r.errors()[0].contains("context.next"), "{r:#?}");
+    assert_eq!(env.traces_of(&name), Vec::<String>::new());
+    assert!(!env.path(&format!("var/cache/vservers/{name}")).exists());
+    // A cache directory that was there before the build stays.
+    fs::create_dir_all(env.path(&format!("var/cache/vservers/{name}/keep"))).unwrap();
+    let r = env.run(&[&name, "build", "-m", "skeleton"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(
+        env.path(&format!("var/cache/vservers/{name}/keep"))
+            .is_dir()
+    );
+    assert!(!env.path(&format!("etc/vservers/{name}")).exists());
+    assert!(!env.path(&format!("var/lib/vservers/{name}")).exists());
+}
+
+#[test]
 fn failed_forced_rebuild_puts_the_old_guest_back() {
     let env = Env::new();
     let name = unique("restore");
@@ -347,4 +457,110 @@ fn failed_forced_rebuild_puts_the_old_guest_back() {
         env.tree()
     );
     env.run(&[&name, "delete", "--force"]).ok();
+}
+
+/// Host paths that would show a leak of guest `name`: cgroups named after
+/// it, processes in them, mounts of its tree, its state file.
+fn leftovers(env: &Env, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
+                if e.file_name().to_string_lossy() == name {
+                    out.push(format!("cgroup {}", e.path().display()));
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    let vdir = env.path(&format!("var/lib/vservers/{name}"));
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for l in mountinfo
+        .lines()
+        .filter(|l| l.contains(vdir.to_str().unwrap()))
+    {
+        out.push(format!("mount {l}"));
+    }
+    for p in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cg) = fs::read_to_string(p.path().join("cgroup"))
+            && cg.lines().any(|l| {
+                l.ends_with(&format!("/vserver/{name}")) || l.contains(&format!("/vserver/{name}/"))
+            })
+        {
+            out.push(format!("process {}", p.file_name().to_string_lossy()));
+        }
+    }
+    if env
+        .path(&format!("run/vservers/{name}/state.json"))
+        .exists()
+    {
+        out.push("state.json".into());
+    }
+    out
+}
+
+#[test]
+fn cmd_init_style_runs_the_rc_of_the_start_and_stop_runlevels() {
+    let env = Env::new();
+    let name = unique("cmd");
+    env.run(&[&name, "build", "-m", "busybox", "--initstyle", "cmd"])
+        .ok();
+    let cfg = format!("etc/vservers/{name}");
+    assert_eq!(read(&env, &format!("{cfg}/apps/init/style")), "cmd\n");
+    assert_eq!(
+        read(&env, &format!("{cfg}/apps/init/cmd.start")),
+        "/etc/init.d/rc\n3\n"
+    );
+    assert_eq!(
+        read(&env, &format!("{cfg}/apps/init/cmd.stop")),
+        "/etc/init.d/rc\n0\n"
+    );
+    // A service that records being started and stopped, linked for
+    // runlevel 3 as the busybox rc expects.
+    let vdir = env.path(&format!("var/lib/vservers/{name}"));
+    let service = vdir.join("etc/init.d/marker");
+    fs::write(&service, "#!/bin/sh\necho \"$1\" >> /root/marker.log\n").unwrap();
+    fs::set_permissions(
+        &service,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../init.d/marker", vdir.join("etc/rc3.d/S10marker")).unwrap();
+
+    env.run(&[&name, "start"]).ok();
+    let stop = vs_tests::Stopper(&env, name.clone());
+    assert_eq!(env.run(&[&name, "status"]).code, 0, "running");
+    // cmd.start ran: the rc started the service (start does not wait for
+    // it) and recorded its runlevel.
+    let log = env.path(&format!("var/lib/vservers/{name}/root/marker.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fs::read_to_string(&log).is_ok_and(|l| l.ends_with('\n')) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cmd.start never started the service"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        env.exec(&name, &["cat", "/run/runlevel"]).ok().stdout,
+        "3\n"
+    );
+    assert_eq!(
+        read(&env, &format!("var/lib/vservers/{name}/root/marker.log")),
+        "start\n"
+    );
+    drop(stop);
+    assert_eq!(env.run(&[&name, "status"]).code, 3, "stopped");
+    // cmd.stop ran the rc for runlevel 0, which stopped the service.
+    assert_eq!(
+        read(&env, &format!("var/lib/vservers/{name}/root/marker.log")),
+        "start\nstop\n"
+    );
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    env.run(&[&name, "delete", "--force"]).ok();
+    assert_eq!(env.traces_of(&name), Vec::<String>::new());
 }

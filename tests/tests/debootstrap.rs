@@ -110,3 +110,73 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
         env.traces_of(&name)
     );
 }
+
+/// The mirror debootstrap is given: `-m`, else
+/// `.defaults/apps/debootstrap/mirror`, else the host's apt sources. A
+/// stand-in `debootstrap` first on PATH records its arguments and fails, so
+/// nothing is downloaded (and the failed build leaves nothing behind).
+#[test]
+fn debootstrap_mirror_comes_from_the_option_then_the_defaults_file() {
+    let env = Env::new();
+    let bin = env.path("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path("debootstrap.args");
+    let fake = bin.join("debootstrap");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho 'fake debootstrap: refusing' >&2\nexit 1\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let build = |extra: &[&str]| -> Vec<String> {
+        let _ = std::fs::remove_file(&record);
+        let name = unique("mirror");
+        let mut args = vec![
+            name.as_str(),
+            "build",
+            "-m",
+            "debootstrap",
+            "--",
+            "-d",
+            "bookworm",
+        ];
+        args.extend_from_slice(extra);
+        let out = env.command(&args).env("PATH", &path).output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("fake debootstrap: refusing"), "{stderr}");
+        assert_eq!(env.traces_of(&name), Vec::<String>::new());
+        let args = std::fs::read_to_string(&record).expect("the stand-in ran");
+        args.lines().map(str::to_owned).collect()
+    };
+    // The mirror is debootstrap's third operand, after the suite and target.
+    let mirror_of = |args: &[String]| -> String {
+        let at = args.iter().position(|a| a == "bookworm").expect("suite");
+        args[at + 2].clone()
+    };
+
+    std::fs::create_dir_all(env.path("etc/vservers/.defaults/apps/debootstrap")).unwrap();
+    std::fs::write(
+        env.path("etc/vservers/.defaults/apps/debootstrap/mirror"),
+        "http://defaults.invalid/debian\n",
+    )
+    .unwrap();
+    assert_eq!(mirror_of(&build(&[])), "http://defaults.invalid/debian");
+    assert_eq!(
+        mirror_of(&build(&["-m", "http://option.invalid/debian"])),
+        "http://option.invalid/debian"
+    );
+    // Without the file: the host's own (whatever it is, not the file's).
+    std::fs::remove_file(env.path("etc/vservers/.defaults/apps/debootstrap/mirror")).unwrap();
+    let host = mirror_of(&build(&[]));
+    assert_ne!(host, "http://defaults.invalid/debian");
+    assert!(host.contains("://") || host.starts_with("file:"), "{host}");
+}

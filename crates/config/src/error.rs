@@ -19,7 +19,7 @@ pub enum ConfigError {
         expected: String,
     },
     /// A list file names something this kind of list does not have.
-    #[error("{path}: unknown {kind} '{name}'")]
+    #[error("{path}: unknown {kind} '{name}': expected {expected}")]
     UnknownName {
         /// The file.
         path: PathBuf,
@@ -27,6 +27,8 @@ pub enum ConfigError {
         kind: &'static str,
         /// The name as written.
         name: String,
+        /// What would have been accepted (one line).
+        expected: String,
     },
     /// Two values contradict each other.
     #[error("{path}: {message}")]

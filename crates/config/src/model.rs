@@ -251,6 +251,10 @@ macro_rules! resource_enum {
             pub fn unit(self) -> crate::values::Unit {
                 match self { $($name::$variant => crate::values::Unit::$unit),+ }
             }
+            /// Every file name, in order.
+            pub fn files() -> Vec<&'static str> {
+                Self::ALL.iter().map(|r| r.file()).collect()
+            }
             /// The resource with this file name.
             pub fn from_file(s: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|r| r.file() == s)
@@ -367,6 +371,10 @@ macro_rules! simple_names {
             /// The kernel's value (linux/personality.h).
             pub fn value(self) -> u32 {
                 match self { $($name::$variant => $value),+ }
+            }
+            /// Every name, lower case.
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|v| v.name()).collect()
             }
             /// Case-insensitive lookup, with or without `PER_`.
             pub fn lookup(s: &str) -> Option<Self> {

@@ -41,6 +41,22 @@ pub trait Named: Sized + Copy + Eq + Ord + fmt::Debug + 'static {
     fn pseudo(_name: &str) -> Option<&'static [Self]> {
         None
     }
+    /// The pseudo names [`Named::pseudo`] knows, lower case.
+    fn pseudo_names() -> &'static [&'static str] {
+        &[]
+    }
+
+    /// What a list of this kind accepts, for error messages: every canonical
+    /// name and the other forms of a list entry, on one line.
+    fn expected() -> String {
+        let mut names: Vec<&str> = Self::all().iter().map(|v| v.name()).collect();
+        names.extend(Self::pseudo_names());
+        let prefixes = Self::PREFIXES.join("/");
+        format!(
+            "one of: {} (any case, optional {prefixes} prefix; also all, none, ^BIT or a number mask, '!' or '~' to clear)",
+            names.join(", ")
+        )
+    }
 
     /// The canonical name, lower case, without prefix.
     fn name(self) -> &'static str {
@@ -101,6 +117,13 @@ macro_rules! named_enum {
                 table.iter().find(|(n, _)| {
                     *n == lower || $(lower.strip_prefix(&$prefix.to_ascii_lowercase()) == Some(*n) ||)* false
                 }).map(|(_, set)| *set)
+            }
+            fn pseudo_names() -> &'static [&'static str] {
+                static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+                NAMES.get_or_init(|| {
+                    let table: &[(&'static str, &'static [$name])] = $pseudo;
+                    table.iter().map(|(n, _)| *n).collect()
+                })
             }
         }
 

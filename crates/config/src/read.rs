@@ -294,6 +294,7 @@ impl<'a> Reader<'a> {
             "rlimits",
             RlimitResource::from_file,
             RlimitResource::file,
+            RlimitResource::files,
             RlimitResource::unit,
             true,
         )?;
@@ -309,6 +310,7 @@ impl<'a> Reader<'a> {
             "ulimits",
             UlimitResource::from_file,
             UlimitResource::file,
+            UlimitResource::files,
             UlimitResource::unit,
             false,
         )?;
@@ -570,6 +572,7 @@ impl<'a> Reader<'a> {
         dir: &str,
         from_file: fn(&str) -> Option<R>,
         file_of: fn(R) -> &'static str,
+        names_of: fn() -> Vec<&'static str>,
         unit: fn(R) -> crate::values::Unit,
         with_min: bool,
     ) -> Result<BTreeMap<R, LimitSet>> {
@@ -595,10 +598,19 @@ impl<'a> Reader<'a> {
             let known_suffix = matches!(suffix, None | Some("hard") | Some("soft"))
                 || (with_min && suffix == Some("min"));
             let Some(r) = from_file(res).filter(|_| known_suffix) else {
+                let mut suffixes = vec![".hard", ".soft"];
+                if with_min {
+                    suffixes.push(".min");
+                }
                 return Err(ConfigError::UnknownName {
                     path: self.path(&rel),
                     kind: "limit",
                     name: file.clone(),
+                    expected: format!(
+                        "one of: {} (lower case), optionally with {}",
+                        names_of().join(", "),
+                        suffixes.join(", ")
+                    ),
                 });
             };
             let value = self
@@ -692,6 +704,10 @@ impl<'a> Reader<'a> {
             path: path.clone(),
             kind: "personality type",
             name: first.clone(),
+            expected: format!(
+                "one of: {} on the first line (any case, optional PER_ prefix)",
+                PersonalityType::names().join(", ")
+            ),
         })?;
         let flags = rest
             .iter()
@@ -700,6 +716,10 @@ impl<'a> Reader<'a> {
                     path: path.clone(),
                     kind: "personality flag",
                     name: l.clone(),
+                    expected: format!(
+                        "one of: {} after the first line (any case, optional PER_ prefix)",
+                        PersonalityFlag::names().join(", ")
+                    ),
                 })
             })
             .collect::<Result<_>>()?;
@@ -1098,6 +1118,7 @@ fn parse_list_token<T: Named>(path: &Path, token: &str) -> Result<Vec<ListItem<T
         path: path.to_owned(),
         kind: T::KIND,
         name: token.to_owned(),
+        expected: T::expected(),
     };
     if let Some(bit) = lower.strip_prefix('^') {
         let bit: u32 = bit.parse().map_err(|_| unknown())?;

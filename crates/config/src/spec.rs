@@ -12,6 +12,11 @@ use crate::paths::Paths;
 use crate::read::{Reader, read_guest};
 use crate::values::{GuestName, IdMap, Xid};
 
+/// The start runlevel without `apps/init/runlevel.start` or `runlevel`.
+pub const DEFAULT_RUNLEVEL_START: &str = "3";
+/// The stop runlevel without `apps/init/runlevel.stop`.
+pub const DEFAULT_RUNLEVEL_STOP: &str = "0";
+
 /// Host-wide defaults from `/etc/vservers/.defaults/`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Defaults {
@@ -238,8 +243,11 @@ impl GuestSpec {
                 .runlevel_start
                 .clone()
                 .or_else(|| i.runlevel.clone())
-                .unwrap_or_else(|| "3".into()),
-            runlevel_stop: i.runlevel_stop.clone().unwrap_or_else(|| "0".into()),
+                .unwrap_or_else(|| DEFAULT_RUNLEVEL_START.into()),
+            runlevel_stop: i
+                .runlevel_stop
+                .clone()
+                .unwrap_or_else(|| DEFAULT_RUNLEVEL_STOP.into()),
             killseq: i.killseq.clone().unwrap_or_default(),
             cmd_start: i.cmd_start.clone(),
             cmd_stop: i.cmd_stop.clone(),

@@ -21,6 +21,7 @@ use crate::names::Named;
 /// value is above its hard one ...) is refused with the reader's error and
 /// `dir` is not touched.
 pub fn write_guest(dir: &Path, cfg: &GuestConfig) -> Result<()> {
+    check_dir_names(dir, cfg)?;
     let scratch = std::env::temp_dir().join(format!(
         ".vserver-cfg-check-{}-{}",
         std::process::id(),
@@ -36,6 +37,47 @@ pub fn write_guest(dir: &Path, cfg: &GuestConfig) -> Result<()> {
         });
     }
     write_unchecked(dir, cfg)
+}
+
+/// The names `cfg` makes directories and files from (interfaces, dlimits,
+/// hook `.d` scripts, netns interfaces) must be one plain path component:
+/// checked before anything is written, even to the scratch directory.
+fn check_dir_names(dir: &Path, cfg: &GuestConfig) -> Result<()> {
+    let mut sets: Vec<(String, Vec<&String>)> = vec![
+        ("interfaces".into(), cfg.interfaces.list.keys().collect()),
+        ("dlimits".into(), cfg.dlimits.keys().collect()),
+        (
+            "netns/interfaces".into(),
+            cfg.netns.iter().flat_map(|n| n.interfaces.keys()).collect(),
+        ),
+    ];
+    for (hook, set) in &cfg.scripts {
+        sets.push((
+            format!("scripts/{}.d", hook.name()),
+            set.dir.keys().collect(),
+        ));
+    }
+    for (rel, names) in sets {
+        for name in names {
+            if !is_plain_component(name) {
+                return Err(ConfigError::invalid(
+                    dir.join(rel),
+                    name,
+                    "a plain file name: not empty, not '.' or '..', without '/' or control characters",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is one path component that stays in its directory.
+pub(crate) fn is_plain_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
 }
 
 static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -56,10 +98,16 @@ fn rebase(e: ConfigError, scratch: &Path, dir: &Path) -> ConfigError {
             value,
             expected,
         },
-        ConfigError::UnknownName { path, kind, name } => ConfigError::UnknownName {
+        ConfigError::UnknownName {
+            path,
+            kind,
+            name,
+            expected,
+        } => ConfigError::UnknownName {
             path: fix(path),
             kind,
             name,
+            expected,
         },
         ConfigError::Conflict { path, message } => ConfigError::Conflict {
             path: fix(path),

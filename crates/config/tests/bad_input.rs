@@ -57,26 +57,128 @@ fn soft_limit_above_hard() {
 #[test]
 fn unknown_rlimit_file() {
     let (e, d) = error_of(&[("rlimits/memory", "5\n")]);
-    assert_eq!(e, format!("{d}/rlimits/memory: unknown limit 'memory'"));
+    assert!(
+        e.starts_with(&format!(
+            "{d}/rlimits/memory: unknown limit 'memory': expected one of: cpu, fsize, data,"
+        )),
+        "{e}"
+    );
+    assert!(e.contains(", rss, "), "{e}");
+    assert!(e.ends_with("optionally with .hard, .soft, .min"), "{e}");
+    let (e, d) = error_of(&[("ulimits/nofile.min", "5\n")]);
+    assert!(
+        e.starts_with(&format!(
+            "{d}/ulimits/nofile.min: unknown limit 'nofile.min': expected one of: "
+        )),
+        "{e}"
+    );
+    assert!(e.ends_with("optionally with .hard, .soft"), "{e}");
 }
 
 #[test]
 fn unknown_flag_in_cflags() {
     let (e, d) = error_of(&[("cflags", "virt_mem\nturbo_mode\n")]);
-    assert_eq!(e, format!("{d}/cflags: unknown context flag 'turbo_mode'"));
+    assert!(
+        e.starts_with(&format!(
+            "{d}/cflags: unknown context flag 'turbo_mode': expected one of: lock, nproc, private,"
+        )),
+        "{e}"
+    );
+    // Every flag and the pseudo names are named, and how they may be written.
+    for name in [
+        "virt_mem",
+        "hide_netif",
+        "igneg_ionice",
+        "secure",
+        "default",
+    ] {
+        assert!(
+            e.contains(&format!(" {name},")) || e.contains(&format!(" {name} (")),
+            "{name}: {e}"
+        );
+    }
+    assert!(e.contains("(any case, optional VXF_ prefix;"), "{e}");
+    // The old name gets the same message.
+    let (e, d) = error_of(&[("flags", "warp\n")]);
+    assert!(
+        e.starts_with(&format!(
+            "{d}/flags: unknown context flag 'warp': expected one of: lock,"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_names_in_other_lists_say_what_is_accepted() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "ccapabilities",
+            "set_world",
+            "unknown context capability 'set_world': expected one of: set_utsname, set_rlimit,",
+        ),
+        (
+            "nflags",
+            "NXF_fly",
+            "unknown network flag 'NXF_fly': expected one of: lock, private, single_ip,",
+        ),
+        (
+            "ncapabilities",
+            "teleport",
+            "unknown network capability 'teleport': expected one of: tun_create, raw_icmp, multicast (any case, optional NXC_ prefix;",
+        ),
+        (
+            "bcapabilities",
+            "fly",
+            "unknown capability 'fly': expected one of: chown, dac_override,",
+        ),
+    ];
+    for (file, value, expected) in cases {
+        let (e, d) = error_of(&[(file, value)]);
+        assert!(
+            e.starts_with(&format!("{d}/{file}: {expected}")),
+            "{file}: {e}"
+        );
+    }
+    let (e, d) = error_of(&[("personality", "linux_64bit\n")]);
+    assert!(
+        e.starts_with(&format!(
+            "{d}/personality: unknown personality type 'linux_64bit': expected one of: linux, linux_32bit,"
+        )),
+        "{e}"
+    );
+    assert!(e.ends_with("(any case, optional PER_ prefix)"), "{e}");
+    let (e, d) = error_of(&[("personality", "linux\nuname99\n")]);
+    assert!(
+        e.starts_with(&format!(
+            "{d}/personality: unknown personality flag 'uname99': expected one of: uname26,"
+        )),
+        "{e}"
+    );
+    let (e, d) = error_of(&[("apps/init/style", "upstart\n")]);
+    assert!(
+        e.starts_with(&format!(
+            "{d}/apps/init/style: invalid value 'upstart': expected one of sysv, plain, cmd"
+        )),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_capability_and_bit() {
     let (e, d) = error_of(&[("bcapabilities", "CAP_FLY\n")]);
-    assert_eq!(
-        e,
-        format!("{d}/bcapabilities: unknown capability 'CAP_FLY'")
+    assert!(
+        e.starts_with(&format!(
+            "{d}/bcapabilities: unknown capability 'CAP_FLY': expected one of: chown,"
+        )),
+        "{e}"
     );
+    assert!(e.contains("(any case, optional CAP_ prefix;"), "{e}");
     let (e, d) = error_of(&[("ncapabilities", "^13\n")]);
-    assert_eq!(
-        e,
-        format!("{d}/ncapabilities: unknown network capability '^13'")
+    assert!(
+        e.starts_with(&format!(
+            "{d}/ncapabilities: unknown network capability '^13': expected one of: tun_create,"
+        )),
+        "{e}"
     );
 }
 
@@ -301,4 +403,82 @@ fn resolved_spec_defaults() {
     assert!(spec.cflags.contains(&CFlag::VirtUptime));
     assert_eq!(spec.vdir, root.path().join("var/lib/vservers/demo"));
     assert_eq!(spec.fstab[0].file, "/tmp");
+}
+
+#[test]
+fn names_that_would_leave_their_directory_are_refused_before_writing() {
+    let bad_names = ["", ".", "..", "../../escape", "a/b", "tab\there", "nl\n"];
+    let outer = tempfile::tempdir().unwrap();
+    let dir = outer.path().join("etc/vservers/g");
+    type Set = fn(&mut GuestConfig, &str);
+    let setters: [(&str, Set); 4] = [
+        ("interfaces", |c, n| {
+            c.interfaces
+                .list
+                .insert(n.into(), Interface::new("10.0.0.1".parse().unwrap()));
+        }),
+        ("dlimits", |c, n| {
+            c.dlimits.insert(
+                n.into(),
+                Dlimit {
+                    directory: "/".into(),
+                    space_total: 10,
+                    inodes_total: 10,
+                    reserved: 5,
+                    disabled: false,
+                },
+            );
+        }),
+        ("scripts/pre-start.d", |c, n| {
+            c.scripts.entry(Hook::PreStart).or_default().dir.insert(
+                n.into(),
+                Script {
+                    content: b"true\n".to_vec(),
+                    executable: true,
+                },
+            );
+        }),
+        ("netns/interfaces", |c, n| {
+            c.netns
+                .get_or_insert_with(Netns::default)
+                .interfaces
+                .insert(n.into(), NetnsInterface::default());
+        }),
+    ];
+    for (rel, set) in setters {
+        for name in bad_names {
+            let mut cfg = GuestConfig {
+                context: Xid::new(4242),
+                ..Default::default()
+            };
+            set(&mut cfg, name);
+            let e = write_guest(&dir, &cfg).unwrap_err().to_string();
+            let shown: String = name.escape_debug().collect();
+            assert_eq!(
+                e,
+                format!(
+                    "{}/{rel}: invalid value '{shown}': expected a plain file name: not empty, not '.' or '..', without '/' or control characters",
+                    dir.display()
+                ),
+                "{rel} {name:?}"
+            );
+            // Nothing written: not the guest, not beside it, not in the scratch place.
+            assert!(!dir.exists(), "{rel} {name:?}");
+            assert_eq!(
+                fs::read_dir(outer.path()).unwrap().count(),
+                0,
+                "{rel} {name:?}"
+            );
+        }
+        // A plain name is fine.
+        let mut cfg = GuestConfig {
+            context: Xid::new(4242),
+            ..Default::default()
+        };
+        set(&mut cfg, "web");
+        write_guest(&dir, &cfg).unwrap();
+        assert_eq!(read_guest(&dir).unwrap().0, cfg, "{rel}");
+        fs::remove_dir_all(outer.path().join("etc")).unwrap();
+    }
+    assert!(!std::env::temp_dir().join("escape").exists());
 }

@@ -56,6 +56,62 @@ pub fn parse_mode(args: &[String]) -> Option<Mode> {
     }
 }
 
+/// Refuses to start `spec` while another guest of this prefix that has
+/// the same context or an overlapping id range runs, or is being started
+/// or stopped (its guest lock is held): `build` checks this too, but
+/// configuration files can be copied or edited afterwards.
+fn check_clashes(paths: &Paths, spec: &GuestSpec) -> Result<()> {
+    use vs_config::context::{self, Clash};
+    let _host = Lock::host(paths)?;
+    let (claims, _) = context::claims(paths)?;
+    for other in &claims {
+        let Some((their_file, what)) =
+            context::clash(paths, &spec.name, spec.context, spec.idmap, other)
+        else {
+            continue;
+        };
+        let state = if crate::status(paths, &other.name)?.is_running() {
+            "which is running"
+        } else if guest_lock_held(paths, &other.name) {
+            "which is being started or stopped"
+        } else {
+            continue;
+        };
+        let (theirs, ours) = (&other.name, &spec.name);
+        let msg = match what {
+            Clash::Context(x) => format!(
+                "guest '{ours}' cannot start: its context {x} ({}) is also the context of guest '{theirs}' ({}), {state}: stop '{theirs}' or give one of them another context",
+                spec.cfgdir.join("context").display(),
+                their_file.display()
+            ),
+            Clash::Range(a, b) => {
+                let our_file = if spec.config.uidmap.is_some() {
+                    "uidmap"
+                } else {
+                    "context"
+                };
+                format!(
+                    "guest '{ours}' cannot start: its id range {a} ({}) overlaps the range {b} of guest '{theirs}' ({}), {state}: stop '{theirs}' or change one of the ranges (uidmap: BASE COUNT, or another context)",
+                    spec.cfgdir.join(our_file).display(),
+                    their_file.display()
+                )
+            }
+        };
+        return Err(Error::Setup(msg));
+    }
+    Ok(())
+}
+
+/// Whether another command holds the guest lock of `name` (without making
+/// the lock file if it is not there).
+fn guest_lock_held(paths: &Paths, name: &GuestName) -> bool {
+    let path = paths.guest_run(name).join("lock");
+    match std::fs::File::open(&path) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 /// Starts guest `spec` in `mode`: takes the guest lock, spawns the monitor
 /// (the `vserver` binary itself, as `vserver:[NAME]`, in its own session,
 /// output to the guest's log) and waits until it reports.
@@ -65,6 +121,7 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
     if crate::status(paths, name)?.is_running() {
         return Err(Error::Running(name.to_string()));
     }
+    check_clashes(paths, spec)?;
     // Leftovers of a guest that ended without its monitor (crash, SIGKILL).
     crate::monitor::cleanup(paths, name)?;
     let log_path = paths.guest_log(name);

@@ -133,6 +133,16 @@ pub fn parse_interface(spec: &str) -> Result<(Option<String>, Interface), String
     Ok((label.map(str::to_owned), iface))
 }
 
+/// `apps/init/cmd.start` and `cmd.stop` that `--initstyle cmd` writes: what
+/// the sysv style runs at its default start (3) and stop (0) runlevels.
+fn cmd_style_defaults() -> (Vec<String>, Vec<String>) {
+    let rc = |level: &str| vec!["/etc/init.d/rc".to_owned(), level.to_owned()];
+    (
+        rc(vs_config::spec::DEFAULT_RUNLEVEL_START),
+        rc(vs_config::spec::DEFAULT_RUNLEVEL_STOP),
+    )
+}
+
 /// The configuration `build` writes, from the options; no side effects.
 fn config_from_args(
     paths: &Paths,
@@ -159,9 +169,13 @@ fn config_from_args(
     if let Some(s) = &a.initstyle {
         cfg.init.style = InitStyle::lookup(s);
         if cfg.init.style == Some(InitStyle::Cmd) {
-            return Err(usage(
-                "--initstyle cmd: the style needs its command, which build cannot take; build with another style, then write the command to apps/init/cmd.start (one argument per line) and 'cmd' to apps/init/style",
-            ));
+            // The commands the sysv style would run: the guest's
+            // /etc/init.d/rc (the busybox method writes one) for the start
+            // and the stop runlevel. Edit apps/init/cmd.start and cmd.stop
+            // (one argument per line) for anything else.
+            let (start, stop) = cmd_style_defaults();
+            cfg.init.cmd_start = Some(start);
+            cfg.init.cmd_stop = Some(stop);
         }
     }
     if let Some(s) = &a.storage {
@@ -212,8 +226,14 @@ fn config_from_args(
             let items: Vec<CFlag> = match CFlag::pseudo(n) {
                 Some(set) => set.to_vec(),
                 None => vec![
-                    CFlag::lookup(n)
-                        .ok_or_else(|| usage(format!("--flags: unknown context flag '{f}'")))?,
+                    CFlag::lookup(n).ok_or_else(|| {
+                        let mut names: Vec<&str> = CFlag::all().iter().map(|v| v.name()).collect();
+                        names.extend(CFlag::pseudo_names());
+                        usage(format!(
+                            "--flags: unknown context flag '{f}': expected one of: {} (any case, optional VXF_ prefix, '~' to clear, comma-separated)",
+                            names.join(", ")
+                        ))
+                    })?,
                 ],
             };
             cfg.cflags.extend(items.into_iter().map(|v| ListItem {
@@ -231,6 +251,8 @@ struct Undo {
     cfgdir: Option<PathBuf>,
     vdir: Option<PathBuf>,
     rundir: Option<PathBuf>,
+    /// The guest's cache directory, when this build made it.
+    cache: Option<PathBuf>,
     /// (moved-aside copy, original place)
     moved: Vec<(PathBuf, PathBuf)>,
 }
@@ -243,7 +265,10 @@ impl Undo {
         {
             eprintln!("vserver: warning: could not remove {}: {e}", v.display());
         }
-        for d in [&self.cfgdir, &self.rundir].into_iter().flatten() {
+        for d in [&self.cfgdir, &self.rundir, &self.cache]
+            .into_iter()
+            .flatten()
+        {
             if d.exists()
                 && let Err(e) = std::fs::remove_dir_all(d)
             {
@@ -313,6 +338,7 @@ pub fn run(paths: &Paths, name: &GuestName, a: BuildArgs) -> anyhow::Result<Exit
             method,
             requested,
             context_dynamic: defaults.context_dynamic,
+            debootstrap_mirror: defaults.debootstrap_mirror.clone(),
             cfg,
         },
         &mut undo,
@@ -346,6 +372,8 @@ struct Checked {
     requested: Option<Xid>,
     /// `.defaults/context.dynamic` exists.
     context_dynamic: bool,
+    /// `.defaults/apps/debootstrap/mirror`.
+    debootstrap_mirror: Option<String>,
     /// The configuration to write, without its context yet.
     cfg: GuestConfig,
 }
@@ -361,6 +389,7 @@ fn build(
         method,
         requested,
         context_dynamic,
+        debootstrap_mirror,
         mut cfg,
     } = checked;
     let cfgdir = paths.guest_cfg(name);
@@ -432,11 +461,16 @@ fn build(
     let opts = BuildOptions {
         hostname: spec.hostname.clone(),
         defaults_files: files.is_dir().then_some(files),
+        debootstrap_mirror,
     };
     let made = method.run(&vdir, &opts, &mut |line| progress.line(line));
     progress.finish();
     made?;
-    for d in [paths.logdir(), paths.cachebase().join(name)] {
+    let cache = paths.cachebase().join(name);
+    if std::fs::symlink_metadata(&cache).is_err() {
+        undo.cache = Some(cache.clone());
+    }
+    for d in [paths.logdir(), cache] {
         std::fs::create_dir_all(&d)
             .with_context(|| format!("{}: create directory", d.display()))?;
     }

@@ -80,14 +80,12 @@ const TAIL_LINES: usize = 10;
 /// Runs debootstrap into the empty `root`, streaming its output.
 pub(super) fn run(
     args: &DebootstrapArgs,
+    defaults_mirror: Option<&str>,
     root: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let program = find()?;
-    let mirror = match &args.mirror {
-        Some(m) => m.clone(),
-        None => host_debian_mirror()?,
-    };
+    let mirror = choose_mirror(args.mirror.as_deref(), defaults_mirror, host_debian_mirror)?;
     let argv = args.command_line(root, &mirror);
     progress(&format!(
         "running {}",
@@ -97,6 +95,20 @@ pub(super) fn run(
             .join(" ")
     ));
     run_streaming("debootstrap", &program, &argv[1..], progress)
+}
+
+/// The mirror to build from: `-m` if given, else
+/// `.defaults/apps/debootstrap/mirror`, else the host's own (`host`, only
+/// asked when needed).
+pub fn choose_mirror(
+    explicit: Option<&str>,
+    defaults: Option<&str>,
+    host: impl FnOnce() -> Result<String>,
+) -> Result<String> {
+    match explicit.or(defaults) {
+        Some(m) => Ok(m.to_owned()),
+        None => host(),
+    }
 }
 
 /// Runs `program` with `args`, passing each line of its stdout and stderr
@@ -352,6 +364,40 @@ fn parse_deb822(text: &str) -> Vec<Source> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_precedence_option_then_defaults_then_host() {
+        let host_asked = std::cell::Cell::new(0);
+        let host = || {
+            host_asked.set(host_asked.get() + 1);
+            Ok("http://host.example/debian".to_owned())
+        };
+        assert_eq!(
+            choose_mirror(Some("http://m.example/"), Some("http://d.example/"), host).unwrap(),
+            "http://m.example/"
+        );
+        assert_eq!(
+            choose_mirror(None, Some("http://d.example/"), host).unwrap(),
+            "http://d.example/"
+        );
+        assert_eq!(
+            host_asked.get(),
+            0,
+            "the host's sources are not read when not needed"
+        );
+        assert_eq!(
+            choose_mirror(None, None, host).unwrap(),
+            "http://host.example/debian"
+        );
+        assert_eq!(host_asked.get(), 1);
+        // Without any, the host's error (which says to pass -m) comes through.
+        let err = choose_mirror(None, None, || {
+            host_debian_mirror_in(Path::new("/nonexistent/apt"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pass -m MIRROR"), "{err}");
+    }
 
     fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();

@@ -49,6 +49,9 @@ pub struct BuildOptions {
     /// The `.defaults/files/` directory whose files [`install_host_files`]
     /// copies into the guest.
     pub defaults_files: Option<PathBuf>,
+    /// `.defaults/apps/debootstrap/mirror`: the debootstrap method's mirror
+    /// when `-m` is not given (before the host's apt sources).
+    pub debootstrap_mirror: Option<String>,
 }
 
 /// The default busybox binary: Debian's `busybox-static`.
@@ -248,7 +251,7 @@ impl Method {
             Method::Debootstrap(args) => {
                 // debootstrap wants an empty directory: the skeleton only
                 // fills in what it left out.
-                debootstrap::run(args, root, progress)?;
+                debootstrap::run(args, opts.debootstrap_mirror.as_deref(), root, progress)?;
                 skeleton(&RootDir::open(root)?)?;
             }
             Method::Template { archives } => {

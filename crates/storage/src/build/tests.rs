@@ -260,6 +260,7 @@ impl Fixture {
         let opts = BuildOptions {
             hostname: "guest1".into(),
             defaults_files: None,
+            debootstrap_mirror: None,
         };
         Method::Template { archives }
             .run(&self.root(), &opts, &mut |l| lines.push(l.to_string()))?;
@@ -637,6 +638,7 @@ fn busybox_method() {
     let opts = BuildOptions {
         hostname: "bb1".into(),
         defaults_files: None,
+        debootstrap_mirror: None,
     };
     let mut lines = Vec::new();
     Method::parse("busybox", &[])
