@@ -2,6 +2,7 @@
 //! the guest's view of memory (issue 4's "Done when").
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vs_tests::{Env, Stopper, unique};
@@ -11,6 +12,55 @@ fn guest(env: &Env, prefix: &str, ctx: &str) -> String {
     env.run(&[&name, "build", "-m", "busybox", "--context", ctx])
         .ok();
     name
+}
+
+/// Each cgroup hierarchy this test process is in: its mount directory and
+/// the process's own cgroup path there, from `/proc/self/cgroup` (the
+/// `vserver` commands the test runs inherit them).
+fn own_cgroups() -> Vec<(PathBuf, String)> {
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let root = Path::new("/sys/fs/cgroup");
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let mount = if ctrls.is_empty() {
+                if root.join("cgroup.controllers").exists() {
+                    root.to_path_buf()
+                } else {
+                    root.join("unified")
+                }
+            } else {
+                let first = ctrls.split(',').next()?.trim_start_matches("name=");
+                [root.join(ctrls), root.join(first)]
+                    .into_iter()
+                    .find(|p| p.join("cgroup.procs").is_file())?
+            };
+            Some((mount, path.to_owned()))
+        })
+        .collect()
+}
+
+/// Where guest `name`'s cgroup would be in every hierarchy this process is
+/// in, parent = this process's own cgroup (no `.defaults/cgroup/base`).
+fn guest_cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    own_cgroups()
+        .into_iter()
+        .map(|(m, p)| m.join(p.trim_start_matches('/')).join("vserver").join(name))
+        .collect()
+}
+
+/// Cgroup directories a test made: removed (deepest first) when dropped.
+struct CgroupDirs(Vec<PathBuf>);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        let mut dirs = self.0.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = fs::remove_dir(d);
+        }
+    }
 }
 
 /// The `vlimit -a -d` line of `res`: [min, soft, hard, current, max, hits].
@@ -282,4 +332,94 @@ fn bad_limit_values_fail_the_start_naming_the_file() {
         assert!(!leftover.exists(), "{file}: cgroup left behind");
         fs::remove_file(env.path(&format!("etc/vservers/{name}/{file}"))).unwrap();
     }
+}
+
+#[test]
+fn cgroup_base_holds_the_guests_cgroups() {
+    let env = Env::new();
+    let name = guest(&env, "cgb", "4610");
+    // A cgroup the test owns in every hierarchy (cpus and mems filled as
+    // an admin would), and the base vserver is told to use below it.
+    let owned = format!("/{}", unique("vstest"));
+    let base = format!("{owned}/guests");
+    let mounts: Vec<PathBuf> = own_cgroups().into_iter().map(|(m, _)| m).collect();
+    let mut made = Vec::new();
+    for m in &mounts {
+        let dir = m.join(&owned[1..]);
+        fs::create_dir(&dir).unwrap();
+        for rel in [
+            "",
+            "/guests",
+            "/guests/vserver",
+            &format!("/guests/vserver/{name}"),
+        ] {
+            made.push(PathBuf::from(format!("{}{rel}", dir.display())));
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if dir.join(f).is_file() {
+                fs::write(dir.join(f), fs::read_to_string(m.join(f)).unwrap()).unwrap();
+            }
+        }
+    }
+    let _cleanup = CgroupDirs(made);
+    fs::create_dir_all(env.path("etc/vservers/.defaults/cgroup")).unwrap();
+    fs::write(
+        env.path("etc/vservers/.defaults/cgroup/base"),
+        format!("{base}\n"),
+    )
+    .unwrap();
+    env.run(&[&name, "start"]).ok();
+    let s = Stopper(&env, name.clone());
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<String> = state["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    assert!(recorded.len() >= 3, "{recorded:?}");
+    for dir in &recorded {
+        let under = mounts
+            .iter()
+            .any(|m| Path::new(dir) == m.join(format!("{}/vserver/{name}", &base[1..])));
+        assert!(under, "{dir} is not <hierarchy>{base}/vserver/{name}");
+        assert!(Path::new(dir).is_dir(), "{dir}");
+    }
+    // Nothing in the caller's own cgroups.
+    for d in guest_cgroup_dirs(&name) {
+        assert!(!d.exists(), "{}", d.display());
+    }
+    // exec, stats, vlimit and list find the guest there.
+    assert_eq!(env.exec(&name, &["echo", "hi"]).ok().stdout, "hi\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    assert!(
+        json["stats"]["pids_current"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
+    env.run(&[&name, "limit", "--nproc", "77"]).ok();
+    assert_eq!(vlimit(&env, &name, "nproc")[2], "77");
+    let pids = recorded.iter().find(|d| d.contains("/pids/")).unwrap();
+    assert_eq!(
+        fs::read_to_string(format!("{pids}/pids.max")).unwrap(),
+        "77\n"
+    );
+    drop(s);
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
+    for m in &mounts {
+        let level = m.join(format!("{}/vserver", &base[1..]));
+        assert!(!level.exists(), "{} left after stop", level.display());
+    }
+    // A bad base fails the start, naming the file.
+    fs::write(env.path("etc/vservers/.defaults/cgroup/base"), "../x\n").unwrap();
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("cgroup/base: invalid value '../x'"),
+        "{r:#?}"
+    );
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
 }
