@@ -184,8 +184,18 @@ pub(crate) fn populate_v1(dir: &Path, hierarchy_root: &Path) -> std::io::Result<
 /// A write of `data` to `dir/cgroup.subtree_control`: `+NAME` enables (it
 /// must be listed in `dir/cgroup.controllers`, else `ENOENT` as from the
 /// kernel), `-NAME` disables; enabling adds the controller's files to every
-/// child cgroup.
-pub(crate) fn write_subtree_control(dir: &Path, data: &str) -> std::io::Result<()> {
+/// child cgroup. Enabling in a cgroup that is not the hierarchy's root
+/// (`is_root`) and has processes of its own fails with `EBUSY`, as the
+/// kernel's no-internal-processes rule has it (cgroup-v2.rst, "No Internal
+/// Process Constraint").
+pub(crate) fn write_subtree_control(dir: &Path, data: &str, is_root: bool) -> std::io::Result<()> {
+    let enabling = data.split_whitespace().any(|t| t.starts_with('+'));
+    let has_procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| !t.trim().is_empty())
+        .unwrap_or(false);
+    if enabling && !is_root && has_procs {
+        return Err(std::io::Error::from_raw_os_error(libc::EBUSY));
+    }
     let available = read_words(&dir.join("cgroup.controllers"));
     let path = dir.join("cgroup.subtree_control");
     let mut enabled = read_words(&path);
@@ -399,14 +409,23 @@ mod tests {
         put(&r.join("cgroup.controllers"), "memory pids\n");
         put(&r.join("cgroup.subtree_control"), "\n");
         put(&r.join("c/cgroup.controllers"), "\n");
-        let err = super::write_subtree_control(r, "+cpu").unwrap_err();
+        let err = super::write_subtree_control(r, "+cpu", true).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
-        super::write_subtree_control(r, "+memory +pids").unwrap();
+        super::write_subtree_control(r, "+memory +pids", true).unwrap();
         assert_eq!(get(&r.join("cgroup.subtree_control")), "memory pids\n");
         assert_eq!(get(&r.join("c/cgroup.controllers")), "memory pids\n");
         assert!(r.join("c/memory.max").is_file());
-        super::write_subtree_control(r, "-pids").unwrap();
+        super::write_subtree_control(r, "-pids", true).unwrap();
         assert_eq!(get(&r.join("cgroup.subtree_control")), "memory\n");
         assert_eq!(get(&r.join("c/cgroup.controllers")), "memory\n");
+        // A non-root cgroup with processes: enabling is EBUSY, disabling
+        // is not; the root is exempt.
+        put(&r.join("cgroup.procs"), "42\n");
+        let err = super::write_subtree_control(r, "+pids", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(get(&r.join("cgroup.subtree_control")), "memory\n");
+        super::write_subtree_control(r, "-memory", false).unwrap();
+        super::write_subtree_control(r, "+pids", true).unwrap();
+        assert_eq!(get(&r.join("cgroup.subtree_control")), "pids\n");
     }
 }

@@ -172,7 +172,8 @@ impl fmt::Display for Hierarchy {
 /// `cgroup.subtree_control` lists, in a v1 hierarchy those the hierarchy's
 /// directory name lists (`memory`, `cpu,cpuacct`). Writing `+NAME` to a
 /// fixture `cgroup.subtree_control` enables NAME if `cgroup.controllers`
-/// lists it (else fails with `ENOENT`) and adds its files to the child
+/// lists it (else fails with `ENOENT`; with `EBUSY` in a non-root cgroup
+/// whose `cgroup.procs` lists processes) and adds its files to the child
 /// cgroups. Any other write replaces the file's content and is recorded
 /// ([`CgroupFs::take_fixture_writes`]); moving a process in appends to
 /// `cgroup.procs`; removing a cgroup deletes its files first; signals are
@@ -499,7 +500,8 @@ impl CgroupFs {
         };
         if path.file_name() == Some("cgroup.subtree_control".as_ref()) && path.is_file() {
             let dir = path.parent().unwrap_or(Path::new("/"));
-            return crate::fixture::write_subtree_control(dir, data).map_err(werr);
+            let is_root = self.hierarchy_root(Hierarchy::V2).as_deref() == Some(dir);
+            return crate::fixture::write_subtree_control(dir, data, is_root).map_err(werr);
         }
         let mut f = std::fs::OpenOptions::new()
             .write(true)

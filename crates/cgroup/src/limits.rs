@@ -131,8 +131,13 @@ impl Limits {
 pub struct Unsupported {
     /// Which limit (`"memory limit"`, `"cpu burst"` ...).
     pub what: &'static str,
-    /// Why it cannot be set (names what is missing).
+    /// Why it cannot be set (names what is missing, or the
+    /// `cgroup.subtree_control` write the kernel refused).
     pub why: String,
+    /// The kernel refused the controller with `EBUSY`: the guests' parent
+    /// cgroup is not the root and has processes of its own (cgroup2's
+    /// no-internal-processes rule); a parent without processes fixes it.
+    pub busy: bool,
 }
 
 impl fmt::Display for Unsupported {
@@ -224,6 +229,23 @@ impl GuestCgroup {
     }
 
     fn missing(&self, what: &'static str, files: &str) -> Unsupported {
+        let controller = match what {
+            what::MEMORY_MAX | what::MEMORY_SOFT | what::MEMORY_SWAP => "memory",
+            what::PIDS_MAX => "pids",
+            what::CPU_MAX | what::CPU_BURST | what::CPU_WEIGHT => "cpu",
+            what::CPUSET_CPUS | what::CPUSET_MEMS => "cpuset",
+            _ => "io",
+        };
+        if let Some(r) = self.refused(controller) {
+            return Unsupported {
+                what,
+                why: format!(
+                    "the kernel refused the {controller} controller for the guest's cgroup: {}",
+                    r.error
+                ),
+                busy: r.busy,
+            };
+        }
         let dirs = self
             .paths()
             .iter()
@@ -233,6 +255,7 @@ impl GuestCgroup {
         Unsupported {
             what,
             why: format!("no {files} in the guest's cgroups ({dirs})"),
+            busy: false,
         }
     }
 
@@ -373,6 +396,7 @@ impl GuestCgroup {
         out.push(Unsupported {
             what: what::MEMORY_SOFT,
             why: format!("no {name} in {}", parent_of(file).display()),
+            busy: false,
         });
         Ok(())
     }
@@ -451,6 +475,7 @@ impl GuestCgroup {
                     "no {burst_name} in {} (kernel older than 5.14?)",
                     dir.display()
                 ),
+                busy: false,
             });
             burst = None;
         }
@@ -993,6 +1018,47 @@ mod tests {
         let g = GuestCgroup::create(&fs, None, "g").unwrap();
         assert_eq!(g.apply(&full()).unwrap().len(), 10);
         assert_eq!(g.limits().unwrap(), CurrentLimits::default());
+    }
+
+    #[test]
+    fn unified_parent_with_processes_refuses_controllers() {
+        let (tmp, fs) = unified("cpuset cpu io memory pids");
+        let r = tmp.path();
+        // The caller's cgroup /user is offered every controller but has
+        // processes of its own: the kernel refuses to enable any below it.
+        put(
+            &r.join("cgroup.subtree_control"),
+            "cpu cpuset io memory pids\n",
+        );
+        put(&r.join("user/cgroup.procs"), "4242\n");
+        put(
+            &r.join("user/cgroup.controllers"),
+            "cpu cpuset io memory pids\n",
+        );
+        put(&r.join("user/cgroup.subtree_control"), "\n");
+        let fs = fs.with_self_cgroup("0::/user\n");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        assert_eq!(get(&r.join("user/cgroup.subtree_control")), "\n");
+        let u = g.apply(&full()).unwrap();
+        assert_eq!(u.len(), 10, "{u:?}");
+        for x in &u {
+            assert!(x.busy, "{x}");
+            assert!(
+                x.why.contains("user/cgroup.subtree_control")
+                    && x.why.contains("busy")
+                    && x.why.starts_with("the kernel refused the "),
+                "{x}"
+            );
+        }
+        assert!(u[0].why.contains("memory controller"), "{}", u[0]);
+        // Nothing limits: no limit asked, nothing unsupported.
+        assert!(g.apply(&Limits::default()).unwrap().is_empty());
+        g.remove().unwrap();
+        // A base without processes (a delegated slice): every limit applies.
+        let g = GuestCgroup::create(&fs, Some(Path::new("/machine")), "g").unwrap();
+        let u = g.apply(&full()).unwrap();
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(get(&g.v2_dir().unwrap().join("pids.max")), "20");
     }
 
     #[test]

@@ -119,14 +119,52 @@ pub fn check(spec: &GuestSpec) -> Result<()> {
     Ok(())
 }
 
-/// Applies the limits to a guest's cgroup; returns what this host could
-/// not honour, for the log and the caller's warnings.
+/// The configuration file a cgroup limit comes from (for messages).
+fn limit_file(what: &str) -> &'static str {
+    match what {
+        "memory limit" | "memory soft limit" => "rlimits/rss",
+        "memory+swap limit" => "rlimits/as",
+        "pids limit" => "rlimits/nproc",
+        "cpu quota" => "sched/fill-rate",
+        "cpu burst" => "sched/tokens-max",
+        "cpu weight" => "sched/priority-bias",
+        "cpuset cpus" => "cpuset/cpus",
+        "cpuset mems" => "cpuset/mems",
+        _ => "sched",
+    }
+}
+
+/// Applies the limits to a guest's cgroup. A configured limit this host
+/// cannot put on the guest fails with one line naming its file, the
+/// cgroup and the reason (and what to do when the guests' parent cgroup
+/// has processes of its own), but the memory+swap limit (`as`), which
+/// falls back to the per-process RLIMIT_AS: that one is returned, for the
+/// log.
 pub fn apply(cgroup: &GuestCgroup, spec: &GuestSpec) -> Result<Vec<String>> {
     let unsupported = cgroup.apply(&cgroup_limits(spec))?;
-    Ok(unsupported
-        .iter()
-        .map(|u| format!("{}: {}", u.what, u.why))
-        .collect())
+    let mut fallbacks = Vec::new();
+    for u in unsupported {
+        if u.what == "memory+swap limit" {
+            fallbacks.push(format!(
+                "{}: {} (RLIMIT_AS per process instead)",
+                u.what, u.why
+            ));
+            continue;
+        }
+        let mut msg = format!(
+            "{}: cannot apply the {}: {}",
+            spec.cfgdir.join(limit_file(u.what)).display(),
+            u.what,
+            u.why
+        );
+        if u.busy {
+            msg.push_str(
+                "; set .defaults/cgroup/base to a cgroup without processes of its own (e.g. a slice delegated to vserver)",
+            );
+        }
+        return Err(Error::Setup(msg));
+    }
+    Ok(fallbacks)
 }
 
 /// What `vserver-stat` needs of a guest's cgroup.
@@ -481,6 +519,79 @@ pub fn report(paths: &Paths, spec: &GuestSpec) -> Result<Vec<ReportLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guest `g` with `context` 4242 and `files` (relative to its
+    /// configuration directory).
+    fn spec_with(files: &[(&str, &str)]) -> (tempfile::TempDir, GuestSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = Paths::new(tmp.path());
+        let name = GuestName::new("g").unwrap();
+        let dir = paths.guest_cfg(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("context"), "4242\n").unwrap();
+        for (rel, content) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let spec = GuestSpec::load(&paths, &name).unwrap();
+        (tmp, spec)
+    }
+
+    /// A pure cgroup2 fixture whose caller sits in `/user`, a cgroup with
+    /// processes of its own that is offered every controller.
+    fn busy_unified() -> (tempfile::TempDir, vs_cgroup::CgroupFs) {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        let all = "cpuset cpu io memory pids\n";
+        for (rel, content) in [
+            ("cgroup.procs", ""),
+            ("cgroup.controllers", all),
+            ("cgroup.subtree_control", all),
+            ("user/cgroup.procs", "4242\n"),
+            ("user/cgroup.controllers", all),
+            ("user/cgroup.subtree_control", "\n"),
+        ] {
+            std::fs::create_dir_all(r.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(r.join(rel), content).unwrap();
+        }
+        let fs = vs_cgroup::CgroupFs::fixture(r.to_path_buf(), vs_cgroup::Layout::Unified)
+            .with_self_cgroup("0::/user\n");
+        (tmp, fs)
+    }
+
+    #[test]
+    fn a_limit_the_host_refuses_fails_the_start_naming_file_and_fix() {
+        let (_c, fs) = busy_unified();
+        let cg = GuestCgroup::create(&fs, None, "g").unwrap();
+        let (_t, spec) = spec_with(&[("rlimits/rss.hard", "16384\n")]);
+        let err = apply(&cg, &spec).unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            err.starts_with(&format!("{}: ", spec.cfgdir.join("rlimits/rss").display())),
+            "{err}"
+        );
+        assert!(err.contains("user/cgroup.subtree_control"), "{err}");
+        assert!(err.contains("busy"), "{err}");
+        assert!(
+            err.contains("set .defaults/cgroup/base to a cgroup without processes"),
+            "{err}"
+        );
+        // No limit configured: the guest may start.
+        let (_t, spec) = spec_with(&[]);
+        assert!(apply(&cg, &spec).unwrap().is_empty());
+        // `as` alone falls back to RLIMIT_AS: not fatal.
+        let (_t, spec) = spec_with(&[("rlimits/as", "100000\n")]);
+        let notes = apply(&cg, &spec).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        cg.remove().unwrap();
+        // Under a base without processes the same limit applies.
+        let cg = GuestCgroup::create(&fs, Some(std::path::Path::new("/machine")), "g").unwrap();
+        let (_t, spec) = spec_with(&[("rlimits/rss.hard", "16384\n")]);
+        assert!(apply(&cg, &spec).unwrap().is_empty());
+        let max = std::fs::read_to_string(cg.v2_dir().unwrap().join("memory.max")).unwrap();
+        assert_eq!(max, (16384 * vs_config::values::page_size()).to_string());
+    }
 
     #[test]
     fn weights_follow_nice_steps() {
