@@ -116,6 +116,12 @@ fn v1_files(controller: &str) -> &'static [(&'static str, &'static str)] {
         // CFQ's blkio.weight is gone since Linux 5.0; BFQ's is what exists.
         "blkio" => &[("blkio.bfq.weight", "100\n")],
         "freezer" => &[("freezer.state", "THAWED\n")],
+        // A new cgroup inherits its parent's list (the root's allows all).
+        "devices" => &[
+            ("devices.allow", ""),
+            ("devices.deny", ""),
+            ("devices.list", "a *:* rwm\n"),
+        ],
         _ => &[],
     }
 }
@@ -334,6 +340,8 @@ mod tests {
                 ]
                 .map(Hierarchy::V1),
             )
+            // Legacy only: no cgroup2, so no BPF device filter.
+            .chain((layout == Layout::Legacy).then_some(Hierarchy::V1(V1Controller::Devices)))
             .collect();
             assert_eq!(g.hierarchies(), want);
             g.join(42).unwrap();
@@ -400,6 +408,44 @@ mod tests {
             assert_eq!(get(&r.join(d).join("cpuset.mems")), "0", "{d}");
         }
         g.remove().unwrap();
+    }
+
+    /// The legacy layout's guests get the v1 device lists: deny all, mknod
+    /// allowed, then read/write of exactly the listed char devices; the
+    /// hybrid layout's (BPF filter on cgroup2) get no devices directory.
+    #[test]
+    fn legacy_device_lists() {
+        let allowed = [(1, Some(3)), (136, None)];
+        let (tmp, fs) = v1_host(Layout::Legacy, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let dir = g.dir(Hierarchy::V1(V1Controller::Devices)).unwrap();
+        assert_eq!(dir, tmp.path().join("devices/vserver/g"));
+        fs.take_fixture_writes();
+        assert!(g.restrict_devices_v1(&allowed).unwrap());
+        let w: Vec<(String, String)> = fs
+            .take_fixture_writes()
+            .into_iter()
+            .map(|(p, d)| (p.strip_prefix(dir).unwrap().display().to_string(), d))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("devices.deny", "a"),
+            ("devices.allow", "c *:* m"),
+            ("devices.allow", "b *:* m"),
+            ("devices.allow", "c 1:3 rw"),
+            ("devices.allow", "c 136:* rw"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(w, want);
+        g.remove().unwrap();
+        assert!(!tmp.path().join("devices/vserver").exists());
+        let (_tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        assert_eq!(g.dir(Hierarchy::V1(V1Controller::Devices)), None);
+        fs.take_fixture_writes();
+        assert!(!g.restrict_devices_v1(&allowed).unwrap());
+        assert!(fs.take_fixture_writes().is_empty());
     }
 
     #[test]

@@ -329,7 +329,10 @@ impl CgroupFs {
     /// `cpuacct`, `cpuset`, `blkio` and `name=systemd` hierarchies where
     /// they are mounted
     /// (co-mounted ones once, see [`CgroupFs::mounted_hierarchies`]), so
-    /// that limits can be put there and usage read.
+    /// that limits can be put there and usage read. In the legacy layout
+    /// also v1 `devices`: without cgroup2 there is no BPF device filter,
+    /// and the v1 device lists take its place
+    /// ([`crate::GuestCgroup::restrict_devices_v1`]).
     pub fn guest_hierarchies(&self) -> Result<Vec<Hierarchy>> {
         const V1_EXTRA: &[Hierarchy] = &[
             Hierarchy::V1(V1Controller::Pids),
@@ -355,6 +358,11 @@ impl CgroupFs {
         let mounted = self.mounted_hierarchies();
         let mut hs = vec![tracking];
         hs.extend(extra.iter().copied().filter(|h| mounted.contains(h)));
+        let devices = Hierarchy::V1(V1Controller::Devices);
+        if self.layout == Layout::Legacy && mounted.contains(&devices) {
+            hs.push(devices);
+            hs.sort();
+        }
         Ok(hs)
     }
 

@@ -435,6 +435,30 @@ impl GuestCgroup {
         Ok(())
     }
 
+    /// Puts the v1 device lists on the guest (the legacy layout's stand-in
+    /// for the cgroup2 BPF device filter): everything denied, then `mknod`
+    /// of any node allowed (creating one still needs CAP_MKNOD) and read
+    /// and write of exactly the char devices `allowed` names
+    /// (`(major, Some(minor))`, `None` for every minor) — the same list the
+    /// BPF filter uses. Written before any process joins; sub-cgroups
+    /// inherit it and can only narrow it. Returns `false` (nothing done)
+    /// when the guest has no v1 `devices` directory.
+    pub fn restrict_devices_v1(&self, allowed: &[(u32, Option<u32>)]) -> Result<bool> {
+        let Some(dir) = self.dir(Hierarchy::V1(V1Controller::Devices)) else {
+            return Ok(false);
+        };
+        self.fs.write(&dir.join("devices.deny"), "a")?;
+        let allow = dir.join("devices.allow");
+        for rule in ["c *:* m", "b *:* m"] {
+            self.fs.write(&allow, rule)?;
+        }
+        for (major, minor) in allowed {
+            let minor = minor.map_or_else(|| "*".to_owned(), |m| m.to_string());
+            self.fs.write(&allow, &format!("c {major}:{minor} rw"))?;
+        }
+        Ok(true)
+    }
+
     /// Delegates the guest's cgroup2 and `name=systemd` directories to the
     /// guest's root (`uid`:`gid` on the host), as systemd's delegation
     /// contract and LXC do: the directory and the files that make and fill

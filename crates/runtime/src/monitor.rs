@@ -331,7 +331,16 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     } else {
-        log("warning: no cgroup2 hierarchy: no device filter for this guest");
+        // A pure v1 host: the v1 device lists, with the BPF filter's list.
+        match cgroup.restrict_devices_v1(vs_net::bpf::devices::ALLOWED) {
+            Ok(true) => {}
+            Ok(false) => log("warning: no cgroup2 and no v1 devices hierarchy: no device filter"),
+            Err(e) => {
+                fail(&mut report, &e.into());
+                let _ = cleanup(paths, name);
+                return 1;
+            }
+        }
     }
     let mut added = Vec::new();
     if let Some(net) = &plan.shared_net {
