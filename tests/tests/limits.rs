@@ -423,3 +423,66 @@ fn cgroup_base_holds_the_guests_cgroups() {
     );
     assert_eq!(env.run(&[&name, "running"]).code, 1);
 }
+
+/// The guest's directory in the hierarchy mounted at `/sys/fs/cgroup/<h>`,
+/// from its run state.
+fn state_cgroup(env: &Env, name: &str, h: &str) -> PathBuf {
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let prefix = format!("/sys/fs/cgroup/{h}/");
+    state["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .find(|p| p.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {h} cgroup in {state}"))
+}
+
+fn read_trim(p: &Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn cgroup_knobs_are_written_at_start() {
+    let env = Env::new();
+    let name = guest(&env, "knob", "4611");
+    // blkio.weight: on this kernel (no CFQ) it is BFQ's blkio.bfq.weight.
+    env.write_cfg(&name, "cgroup/blkio.weight", "500\n");
+    env.write_cfg(&name, "cgroup/cpu.shares", "2048\n");
+    env.run(&[&name, "start"]).ok();
+    let s = Stopper(&env, name.clone());
+    let blkio = state_cgroup(&env, &name, "blkio");
+    let weight = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .map(|f| blkio.join(f))
+        .find(|p| p.is_file())
+        .unwrap();
+    assert_eq!(read_trim(&weight), "500");
+    assert_eq!(
+        read_trim(&state_cgroup(&env, &name, "cpu").join("cpu.shares")),
+        "2048"
+    );
+    drop(s);
+    // A knob no hierarchy of the guest has: the start fails naming it.
+    env.write_cfg(&name, "cgroup/memory.no_such_knob", "1\n");
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0);
+    let file = env.path(&format!("etc/vservers/{name}/cgroup/memory.no_such_knob"));
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: no control file 'memory.no_such_knob'",
+            file.display()
+        )),
+        "{r:#?}"
+    );
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
+    for d in guest_cgroup_dirs(&name) {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}

@@ -291,6 +291,36 @@ impl GuestCgroup {
         self.cgroup_fs().write(path, data)
     }
 
+    /// Writes `value` to the guest's control file `name`
+    /// (`<subsys>.<knob>`, util-vserver's `cgroup/` directory) in the
+    /// hierarchy that has it: the guest's cgroup2 directory if the file is
+    /// there (the controller is enabled in cgroup2), else the v1 hierarchy
+    /// whose directory has it. `blkio.weight`, gone with CFQ in Linux 5.0,
+    /// goes to `blkio.bfq.weight` where only that exists. Returns the file
+    /// written, `None` if no hierarchy of the guest has such a file.
+    /// `cgroup.*`, `tasks` and names with `/` are refused: they are not
+    /// limits.
+    pub fn write_knob(&self, name: &str, value: &str) -> Result<Option<PathBuf>> {
+        if name.starts_with("cgroup.") || name.contains('/') || !name.contains('.') {
+            return Err(Error::InvalidLimit {
+                what: "cgroup control file",
+                value: name.to_owned(),
+                reason: "not a <subsys>.<knob> limit file",
+            });
+        }
+        let file = self
+            .v2_file(name)
+            .or_else(|| self.v1_file(name))
+            .or_else(|| (name == "blkio.weight").then(|| self.v1_file("blkio.bfq.weight"))?);
+        match file {
+            Some(f) => {
+                self.write(&f, value)?;
+                Ok(Some(f))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn apply_memory(&self, l: &Limits, out: &mut Vec<Unsupported>) -> Result<()> {
         if l.memory_max.is_none() && l.memory_soft.is_none() && l.memory_swap_max.is_none() {
             return Ok(());
@@ -1059,6 +1089,34 @@ mod tests {
         let u = g.apply(&full()).unwrap();
         assert!(u.is_empty(), "{u:?}");
         assert_eq!(get(&g.v2_dir().unwrap().join("pids.max")), "20");
+    }
+
+    /// `cgroup/<subsys>.<knob>`: v2 where the file is in cgroup2, else the
+    /// v1 hierarchy that has it; `blkio.weight` falls back to BFQ's.
+    #[test]
+    fn knobs_go_to_the_hierarchy_that_has_them() {
+        let (tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let r = tmp.path();
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        fs.take_fixture_writes();
+        let f = g.write_knob("cpu.shares", "2048").unwrap().unwrap();
+        assert_eq!(f, r.join("cpu/vserver/g/cpu.shares"));
+        let f = g.write_knob("blkio.weight", "500").unwrap().unwrap();
+        assert_eq!(f, r.join("blkio/vserver/g/blkio.bfq.weight"));
+        assert_eq!(get(&f), "500");
+        // cgroup2 names on the hybrid host's controller-less cgroup2: none.
+        assert_eq!(g.write_knob("memory.max", "1").unwrap(), None);
+        assert_eq!(g.write_knob("io.weight", "1").unwrap(), None);
+        assert_eq!(fs.take_fixture_writes().len(), 2);
+        for bad in ["cgroup.procs", "tasks", "../cpu.shares"] {
+            assert!(g.write_knob(bad, "1").is_err(), "{bad}");
+        }
+        let (_tmp, fs) = unified("cpu io memory pids");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let f = g.write_knob("io.weight", "default 300").unwrap().unwrap();
+        assert_eq!(f, g.v2_dir().unwrap().join("io.weight"));
+        assert_eq!(get(&f), "default 300");
+        assert_eq!(g.write_knob("cpu.shares", "1").unwrap(), None);
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!   `sched_prio` without `sched_hard` (then the bucket only weighs);
 //!   `tokens-max` → burst (one token = 1 ms of CPU); `priority-bias` → the
 //!   CPU weight, as nice levels weigh (×1.25 per step);
-//! - `cpuset/cpus`, `cpuset/mems` → the cpuset.
+//! - `cpuset/cpus`, `cpuset/mems` → the cpuset;
+//! - `cgroup/<subsys>.<knob>` → that control file, written as it is after
+//!   the rest, in whichever hierarchy has it.
 
 use vs_cgroup::{GuestCgroup, Limit, Limits};
 use vs_config::{CFlag, GuestName, GuestSpec, LimitSet, LimitValue, Paths, RlimitResource};
@@ -163,6 +165,27 @@ pub fn apply(cgroup: &GuestCgroup, spec: &GuestSpec) -> Result<Vec<String>> {
             );
         }
         return Err(Error::Setup(msg));
+    }
+    // util-vserver's `cgroup/<subsys>.<knob>`, after the typed limits (so
+    // a knob can refine what they set).
+    for (knob, value) in &spec.config.cgroup {
+        let file = spec.cfgdir.join("cgroup").join(knob);
+        match cgroup.write_knob(knob, value) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let dirs: Vec<String> = cgroup
+                    .paths()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                return Err(Error::Setup(format!(
+                    "{}: no control file '{knob}' in the guest's cgroups ({})",
+                    file.display(),
+                    dirs.join(", ")
+                )));
+            }
+            Err(e) => return Err(Error::Setup(format!("{}: {e}", file.display()))),
+        }
     }
     Ok(fallbacks)
 }
