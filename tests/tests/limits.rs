@@ -133,6 +133,8 @@ fn fill_rate_1_interval_4_is_a_quarter_of_a_cpu() {
     let name = guest(&env, "cpu", "4603");
     env.write_cfg(&name, "sched/fill-rate", "1\n");
     env.write_cfg(&name, "sched/interval", "4\n");
+    // util-vserver: the bucket caps only with sched_hard.
+    env.write_cfg(&name, "cflags", "sched_hard\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let before = serde_json::from_str::<serde_json::Value>(

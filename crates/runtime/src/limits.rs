@@ -10,11 +10,18 @@
 //! - `as` (pages) → memory + swap where the host accounts swap, else the
 //!   per-process RLIMIT_AS (the plan keeps it there);
 //! - `nproc` → the pids limit;
-//! - `sched/fill-rate` per `sched/interval` → CPU quota per 100 ms period
-//!   (fill-rate 1, interval 4 = 25 % of one CPU), unless `cflags` has
-//!   `sched_prio` without `sched_hard` (then the bucket only weighs);
-//!   `tokens-max` → burst (one token = 1 ms of CPU); `priority-bias` → the
-//!   CPU weight, as nice levels weigh (×1.25 per step);
+//! - `sched/` as util-vserver's token bucket (util-vserver.md §2.9: "the
+//!   `sched_hard` flag is needed for a hard CPU cap"; §3.1: `sched_prio`,
+//!   the bucket's fill level adjusts the priority):
+//!   - with `cflags` `sched_hard`, `fill-rate` per `interval` → CPU quota
+//!     per 100 ms period (fill-rate 1, interval 4 = 25 % of one CPU) and
+//!     `tokens-max` → burst (one token = 1 ms of CPU);
+//!   - without `sched_hard` (or with `sched_prio` too) the bucket weighs
+//!     instead: the CPU weight is 100 × (fill-rate/interval) / (1/4), the
+//!     kernel's default bucket (fill-rate 1, interval 4) weighing as a
+//!     plain cgroup (100); without `sched_hard` no quota and no burst;
+//!   - `priority-bias` scales that weight (or the default 100) as nice
+//!     levels do (×1.25 per step down);
 //! - `cpuset/cpus`, `cpuset/mems` → the cpuset;
 //! - `cgroup/<subsys>.<knob>` → that control file, written as it is after
 //!   the rest, in whichever hierarchy has it.
@@ -36,7 +43,21 @@ fn bytes(v: Option<LimitValue>, page: u64) -> Option<Limit> {
 
 /// The CPU weight for a priority bias: 100 at 0, ×1.25 per step down.
 pub fn weight_for_bias(bias: i64) -> u64 {
-    let w = 100.0 * 1.25f64.powi(-(bias.clamp(-40, 40) as i32));
+    weight_for(None, bias)
+}
+
+/// The token bucket Linux-VServer's kernel gave a context by default
+/// (fill-rate 1 per interval 4): what weighs as a plain cgroup.
+const DEFAULT_BUCKET: (u64, u64) = (1, 4);
+
+/// The CPU weight of a bucket (`Some((fill_rate, interval))`: its share
+/// relative to the default bucket's) scaled by a priority bias (×1.25 per
+/// step down, as nice levels weigh); 1..=10000, 100 for the default.
+pub fn weight_for(bucket: Option<(u64, u64)>, bias: i64) -> u64 {
+    let share = bucket.map_or(1.0, |(fill, interval)| {
+        (fill as f64 / interval as f64) / (DEFAULT_BUCKET.0 as f64 / DEFAULT_BUCKET.1 as f64)
+    });
+    let w = 100.0 * share * 1.25f64.powi(-(bias.clamp(-40, 40) as i32));
     (w.round() as u64).clamp(1, 10_000)
 }
 
@@ -60,10 +81,11 @@ pub fn cgroup_limits(spec: &GuestSpec) -> Limits {
         ..Limits::default()
     };
     let s = &cfg.sched;
-    let weigh_only =
-        spec.cflags.contains(&CFlag::SchedPrio) && !spec.cflags.contains(&CFlag::SchedHard);
-    if let (Some(fill), Some(interval)) = (s.fill_rate, s.interval)
-        && !weigh_only
+    let hard = spec.cflags.contains(&CFlag::SchedHard);
+    let prio = spec.cflags.contains(&CFlag::SchedPrio);
+    let bucket = s.fill_rate.zip(s.interval);
+    if let Some((fill, interval)) = bucket
+        && hard
     {
         let quota = (CPU_PERIOD_US.saturating_mul(fill) / interval).max(1000);
         l.cpu_max = Some((quota, CPU_PERIOD_US));
@@ -71,8 +93,9 @@ pub fn cgroup_limits(spec: &GuestSpec) -> Limits {
             l.cpu_burst_us = Some(max.saturating_mul(1000).min(quota));
         }
     }
-    if let Some(bias) = s.priority_bias {
-        l.cpu_weight = Some(weight_for_bias(bias));
+    let weighing_bucket = bucket.filter(|_| !hard || prio);
+    if weighing_bucket.is_some() || s.priority_bias.is_some() {
+        l.cpu_weight = Some(weight_for(weighing_bucket, s.priority_bias.unwrap_or(0)));
     }
     l
 }
@@ -614,6 +637,61 @@ mod tests {
         assert!(apply(&cg, &spec).unwrap().is_empty());
         let max = std::fs::read_to_string(cg.v2_dir().unwrap().join("memory.max")).unwrap();
         assert_eq!(max, (16384 * vs_config::values::page_size()).to_string());
+    }
+
+    /// util-vserver's token bucket: a cap only with sched_hard; otherwise
+    /// (or with sched_prio too) the bucket's share weighs, relative to the
+    /// default bucket 1/4; priority-bias scales the weight.
+    #[test]
+    fn token_bucket_mapping() {
+        let bucket = [
+            ("sched/fill-rate", "1\n"),
+            ("sched/interval", "4\n"),
+            ("sched/tokens-max", "50\n"),
+        ];
+        // No flag: weight only (1/4 is the default bucket: 100).
+        let (_t, spec) = spec_with(&bucket);
+        let l = cgroup_limits(&spec);
+        assert_eq!(
+            (l.cpu_max, l.cpu_burst_us, l.cpu_weight),
+            (None, None, Some(100))
+        );
+        // sched_hard: quota 25 ms per 100 ms, burst 50 tokens = 50 ms but at
+        // most the quota; no weight.
+        let mut files = bucket.to_vec();
+        files.push(("cflags", "sched_hard\n"));
+        let (_t, spec) = spec_with(&files);
+        let l = cgroup_limits(&spec);
+        assert_eq!(l.cpu_max, Some((25_000, CPU_PERIOD_US)));
+        assert_eq!(l.cpu_burst_us, Some(25_000));
+        assert_eq!(l.cpu_weight, None);
+        // sched_hard + sched_prio: the cap and the weight.
+        let (_t, spec) = spec_with(&[
+            ("sched/fill-rate", "1\n"),
+            ("sched/interval", "2\n"),
+            ("sched/priority-bias", "-1\n"),
+            ("cflags", "sched_hard\nsched_prio\n"),
+        ]);
+        let l = cgroup_limits(&spec);
+        assert_eq!(l.cpu_max, Some((50_000, CPU_PERIOD_US)));
+        assert_eq!(l.cpu_weight, Some(250)); // 200 for 1/2, ×1.25 for -1
+        // sched_prio alone: 1/8 weighs half the default, bias +2 /1.5625.
+        let (_t, spec) = spec_with(&[
+            ("sched/fill-rate", "1\n"),
+            ("sched/interval", "8\n"),
+            ("sched/priority-bias", "2\n"),
+            ("cflags", "sched_prio\n"),
+        ]);
+        let l = cgroup_limits(&spec);
+        assert_eq!((l.cpu_max, l.cpu_weight), (None, Some(32)));
+        // A bias alone; nothing at all.
+        let (_t, spec) = spec_with(&[("sched/priority-bias", "-2\n")]);
+        assert_eq!(cgroup_limits(&spec).cpu_weight, Some(156));
+        let (_t, spec) = spec_with(&[]);
+        assert!(cgroup_limits(&spec).is_empty());
+        // Extreme shares stay in the kernel's range.
+        assert_eq!(weight_for(Some((1000, 1)), 0), 10_000);
+        assert_eq!(weight_for(Some((1, 1000)), 0), 1);
     }
 
     #[test]
