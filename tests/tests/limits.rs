@@ -488,3 +488,58 @@ fn cgroup_knobs_are_written_at_start() {
         assert!(!d.exists(), "{} left behind", d.display());
     }
 }
+
+/// The soft and hard values of `what` in `/proc/PID/limits`.
+fn proc_limit(pid: u64, what: &str) -> (String, String) {
+    let text = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("{what} in {text}"));
+    let f: Vec<&str> = line[what.len()..].split_whitespace().collect();
+    (f[0].to_owned(), f[1].to_owned())
+}
+
+fn init_pid(env: &Env, name: &str) -> u64 {
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    state["init_pid"].as_u64().unwrap()
+}
+
+#[test]
+fn vlimit_minimum_and_as_on_a_running_guest() {
+    let env = Env::new();
+    let name = guest(&env, "vlm", "4612");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // -M: memory.low on cgroup2; this host's memory controller is v1,
+    // which has no minimum: said so, by name.
+    let r = env.run(&[&name, "limit", "-M", "--rss", "1000"]);
+    let v2_memory = Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .contains("memory");
+    if v2_memory {
+        assert_eq!(vlimit(&env, &name, "rss")[0], "1000", "{r:#?}");
+    } else {
+        assert!(
+            r.stderr
+                .contains("rss minimum (-M) not supported on this host")
+                && r.stderr.contains("memory.low is cgroup2 only"),
+            "{r:#?}"
+        );
+    }
+    // A soft `as` (memory+swap has no soft limit) becomes RLIMIT_AS of
+    // every guest process at once, as the start would set it.
+    let pid = init_pid(&env, &name);
+    assert_eq!(proc_limit(pid, "Max address space").0, "unlimited");
+    env.run(&[&name, "limit", "-S", "--as", "100000"]).ok();
+    assert_eq!(
+        proc_limit(pid, "Max address space").0,
+        (100_000u64 * 4096).to_string()
+    );
+    // (An exec'd process takes the configuration's limits, as at start:
+    // `--persist` makes the change reach those too.)
+}

@@ -85,6 +85,11 @@ pub struct Limits {
     /// Soft memory limit, bytes (cgroup2 `memory.high`, v1
     /// `memory.soft_limit_in_bytes`).
     pub memory_soft: Option<Limit>,
+    /// Guaranteed minimum, bytes (util-vserver's `rss` minimum, `vlimit
+    /// -M`): memory the kernel reclaims from the guest only when nothing
+    /// else is left (cgroup2 `memory.low`; v1 memory has no such file:
+    /// unsupported).
+    pub memory_low: Option<Limit>,
     /// Memory + swap limit, bytes: the TOTAL, not the swap alone
     /// (util-vserver's `as`). v1 `memory.memsw.limit_in_bytes`; cgroup2
     /// `memory.swap.max` = this − the memory limit (with no memory limit,
@@ -155,6 +160,8 @@ pub struct CurrentLimits {
     pub memory_max: Option<Limit>,
     /// Soft memory limit, bytes.
     pub memory_soft: Option<Limit>,
+    /// Guaranteed minimum, bytes (cgroup2 `memory.low`).
+    pub memory_low: Option<Limit>,
     /// Memory + swap limit (total), bytes. In cgroup2: `memory.max` +
     /// `memory.swap.max`, `Max` if either is.
     pub memory_swap_max: Option<Limit>,
@@ -193,6 +200,7 @@ enum Backend {
 mod what {
     pub const MEMORY_MAX: &str = "memory limit";
     pub const MEMORY_SOFT: &str = "memory soft limit";
+    pub const MEMORY_LOW: &str = "memory guaranteed minimum";
     pub const MEMORY_SWAP: &str = "memory+swap limit";
     pub const PIDS_MAX: &str = "pids limit";
     pub const CPU_MAX: &str = "cpu quota";
@@ -230,7 +238,7 @@ impl GuestCgroup {
 
     fn missing(&self, what: &'static str, files: &str) -> Unsupported {
         let controller = match what {
-            what::MEMORY_MAX | what::MEMORY_SOFT | what::MEMORY_SWAP => "memory",
+            what::MEMORY_MAX | what::MEMORY_SOFT | what::MEMORY_SWAP | what::MEMORY_LOW => "memory",
             what::PIDS_MAX => "pids",
             what::CPU_MAX | what::CPU_BURST | what::CPU_WEIGHT => "cpu",
             what::CPUSET_CPUS | what::CPUSET_MEMS => "cpuset",
@@ -322,7 +330,11 @@ impl GuestCgroup {
     }
 
     fn apply_memory(&self, l: &Limits, out: &mut Vec<Unsupported>) -> Result<()> {
-        if l.memory_max.is_none() && l.memory_soft.is_none() && l.memory_swap_max.is_none() {
+        if l.memory_max.is_none()
+            && l.memory_soft.is_none()
+            && l.memory_swap_max.is_none()
+            && l.memory_low.is_none()
+        {
             return Ok(());
         }
         let Some((backend, dir)) = self.backend("memory.max", "memory.limit_in_bytes") else {
@@ -330,6 +342,7 @@ impl GuestCgroup {
                 (l.memory_max.is_some(), what::MEMORY_MAX),
                 (l.memory_soft.is_some(), what::MEMORY_SOFT),
                 (l.memory_swap_max.is_some(), what::MEMORY_SWAP),
+                (l.memory_low.is_some(), what::MEMORY_LOW),
             ] {
                 if set {
                     out.push(self.missing(
@@ -347,6 +360,14 @@ impl GuestCgroup {
                 }
                 if let Some(s) = l.memory_soft {
                     self.soft_or_missing(&dir.join("memory.high"), &s.v2(), out)?;
+                }
+                if let Some(low) = l.memory_low {
+                    let file = dir.join("memory.low");
+                    if file.is_file() {
+                        self.write(&file, &low.v2())?;
+                    } else {
+                        out.push(self.missing(what::MEMORY_LOW, "memory.low"));
+                    }
                 }
                 if let Some(total) = l.memory_swap_max {
                     let file = dir.join("memory.swap.max");
@@ -409,6 +430,16 @@ impl GuestCgroup {
                 }
                 if let Some(s) = l.memory_soft {
                     self.soft_or_missing(&dir.join("memory.soft_limit_in_bytes"), &s.v1(), out)?;
+                }
+                if l.memory_low.is_some() {
+                    out.push(Unsupported {
+                        what: what::MEMORY_LOW,
+                        why: format!(
+                            "the v1 memory controller ({}) has no guaranteed minimum (memory.low is cgroup2 only)",
+                            dir.display()
+                        ),
+                        busy: false,
+                    });
                 }
             }
         }
@@ -603,6 +634,7 @@ impl GuestCgroup {
                 let max = read_v2_limit(&dir.join("memory.max"))?;
                 c.memory_max = Some(max);
                 c.memory_soft = opt(&dir.join("memory.high"), read_v2_limit)?;
+                c.memory_low = opt(&dir.join("memory.low"), read_v2_limit)?;
                 c.memory_swap_max = opt(&dir.join("memory.swap.max"), read_v2_limit)?.map(|swap| {
                     match (max, swap) {
                         (Limit::Value(m), Limit::Value(s)) => Limit::Value(m.saturating_add(s)),
@@ -822,6 +854,7 @@ mod tests {
         Limits {
             memory_max: Some(Limit::Value(64 * MIB)),
             memory_soft: Some(Limit::Value(48 * MIB)),
+            memory_low: None,
             memory_swap_max: Some(Limit::Value(96 * MIB)),
             pids_max: Some(Limit::Value(20)),
             cpu_max: Some((25_000, 100_000)),
@@ -917,6 +950,7 @@ mod tests {
             CurrentLimits {
                 memory_max: Some(Limit::Value(64 * MIB)),
                 memory_soft: Some(Limit::Value(48 * MIB)),
+                memory_low: Some(Limit::Value(0)),
                 memory_swap_max: Some(Limit::Value(96 * MIB)),
                 pids_max: Some(Limit::Value(20)),
                 cpu_quota_us: Some(Limit::Value(25_000)),
@@ -1117,6 +1151,35 @@ mod tests {
         assert_eq!(f, g.v2_dir().unwrap().join("io.weight"));
         assert_eq!(get(&f), "default 300");
         assert_eq!(g.write_knob("cpu.shares", "1").unwrap(), None);
+    }
+
+    /// The guaranteed minimum (`vlimit -M`): cgroup2 `memory.low`; the v1
+    /// memory controller has none, said so by name.
+    #[test]
+    fn guaranteed_minimum_is_memory_low_on_v2_only() {
+        let low = Limits {
+            memory_low: Some(Limit::Value(32 * MIB)),
+            ..Limits::default()
+        };
+        let (_tmp, fs) = unified("memory");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let dir = g.v2_dir().unwrap().to_path_buf();
+        fs.take_fixture_writes();
+        assert!(g.apply(&low).unwrap().is_empty());
+        assert_eq!(
+            writes(&fs, &dir),
+            pairs(&[("memory.low", &(32 * MIB).to_string())])
+        );
+        assert_eq!(g.limits().unwrap().memory_low, Some(Limit::Value(32 * MIB)));
+        let (_tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        fs.take_fixture_writes();
+        let u = g.apply(&low).unwrap();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].what, "memory guaranteed minimum");
+        assert!(u[0].why.contains("no guaranteed minimum"), "{}", u[0]);
+        assert!(fs.take_fixture_writes().is_empty());
+        assert_eq!(g.limits().unwrap().memory_low, None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   inside the guest only), which is also what VIRT_MEM shows the guest as
 //!   its memory size (lxcfs reads only the hard limit); `rss` soft → the
 //!   memory soft limit (`memory.high` / `memory.soft_limit_in_bytes`);
+//! - `rss.min` (pages; `vlimit -M`) → the guaranteed minimum
+//!   (`memory.low`), cgroup2 only;
 //! - `as` (pages) → memory + swap where the host accounts swap, else the
 //!   per-process RLIMIT_AS (the plan keeps it there);
 //! - `nproc` → the pids limit;
@@ -70,6 +72,9 @@ pub fn cgroup_limits(spec: &GuestSpec) -> Limits {
     let mut l = Limits {
         memory_max: bytes(rss.hard(), page),
         memory_soft: bytes(rss.soft(), page),
+        // Only an explicit `rss.min`: a plain `rss` (all three) as the
+        // minimum would protect the whole limit from reclaim.
+        memory_low: bytes(rss.min, page),
         memory_swap_max: bytes(get(RlimitResource::As).hard(), page),
         pids_max: match get(RlimitResource::Nproc).hard() {
             Some(LimitValue::Inf) => Some(Limit::Max),
@@ -147,7 +152,7 @@ pub fn check(spec: &GuestSpec) -> Result<()> {
 /// The configuration file a cgroup limit comes from (for messages).
 fn limit_file(what: &str) -> &'static str {
     match what {
-        "memory limit" | "memory soft limit" => "rlimits/rss",
+        "memory limit" | "memory soft limit" | "memory guaranteed minimum" => "rlimits/rss",
         "memory+swap limit" => "rlimits/as",
         "pids limit" => "rlimits/nproc",
         "cpu quota" => "sched/fill-rate",
@@ -370,15 +375,60 @@ fn per_process(r: RlimitResource) -> Option<(libc::__rlimit_resource_t, u64)> {
     })
 }
 
-/// Changes the limits of a running guest at once: cgroup limits for rss,
-/// as and nproc, prlimit(2) on every guest process for the per-process
-/// ones. Returns what could not be applied.
+/// Sets resource `res` (`v` in units of `scale` bytes or items) of every
+/// process in `pids` with prlimit(2): the hard limit only lowered (the
+/// host's root may not raise it past what it was), the soft limit kept at
+/// or below the hard one. Failures go to `notes`, naming `file`.
+fn prlimit_all(
+    pids: &[i32],
+    (res, scale): (libc::__rlimit_resource_t, u64),
+    w: Which,
+    v: LimitValue,
+    file: &str,
+    notes: &mut Vec<String>,
+) {
+    for pid in pids {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit reads the limit of a guest process (pid from its
+        // cgroup) into `cur`.
+        unsafe { libc::prlimit(*pid, res, std::ptr::null(), &mut cur) };
+        let val = match v {
+            LimitValue::Inf => libc::RLIM_INFINITY,
+            LimitValue::Amount(n) => n.saturating_mul(scale),
+        };
+        let mut new = cur;
+        if w.hard {
+            new.rlim_max = val.min(cur.rlim_max);
+        }
+        if w.soft {
+            new.rlim_cur = val;
+        }
+        new.rlim_cur = new.rlim_cur.min(new.rlim_max);
+        // SAFETY: prlimit sets the limit from the valid `new`.
+        if unsafe { libc::prlimit(*pid, res, &new, std::ptr::null_mut()) } != 0 {
+            notes.push(format!(
+                "{file}: process {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+}
+
+/// Changes the limits of a running guest at once: cgroup limits for rss
+/// (hard, soft, and the minimum as `memory.low` on cgroup2), as and
+/// nproc, prlimit(2) on every guest process for the per-process ones, and
+/// for `as` where the host has no swap accounting (RLIMIT_AS, as at
+/// start). Returns what could not be applied.
 pub fn set_live(paths: &Paths, spec: &GuestSpec, changes: &[Change]) -> Result<Vec<String>> {
     let cg = crate::monitor::find_cgroup(paths, &spec.name)?
         .ok_or_else(|| Error::NotRunning(spec.name.to_string()))?;
     let page = vs_config::values::page_size();
     let mut limits = Limits::default();
     let mut notes = Vec::new();
+    let mut as_change = None;
     let pids: Vec<i32> = crate::procs::list(paths, &spec.name)?
         .iter()
         .map(|p| p.host_pid)
@@ -397,45 +447,27 @@ pub fn set_live(paths: &Paths, spec: &GuestSpec, changes: &[Change]) -> Result<V
                 if w.soft {
                     limits.memory_soft = as_bytes;
                 }
+                if w.min {
+                    limits.memory_low = as_bytes;
+                }
             }
-            RlimitResource::As if w.hard => limits.memory_swap_max = as_bytes,
+            RlimitResource::As => {
+                if w.hard {
+                    limits.memory_swap_max = as_bytes;
+                }
+                as_change = Some((*w, *v));
+            }
             RlimitResource::Nproc if w.hard => limits.pids_max = Some(as_count),
             _ => {}
         }
-        if w.min {
-            notes.push(format!("{}: no guaranteed minimum on this host", r.file()));
+        if w.min && *r != RlimitResource::Rss {
+            notes.push(format!(
+                "{}: no guaranteed minimum for this resource (only rss has one, on cgroup2)",
+                r.file()
+            ));
         }
-        if let Some((res, scale)) = per_process(*r) {
-            for pid in &pids {
-                let mut cur = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                // SAFETY: prlimit reads the limit of a guest process (pid
-                // from its cgroup) into `cur`.
-                unsafe { libc::prlimit(*pid, res, std::ptr::null(), &mut cur) };
-                let val = match v {
-                    LimitValue::Inf => libc::RLIM_INFINITY,
-                    LimitValue::Amount(n) => n.saturating_mul(scale),
-                };
-                let mut new = cur;
-                if w.hard {
-                    // Root here cannot raise a hard limit (no CAP_SYS_RESOURCE).
-                    new.rlim_max = val.min(cur.rlim_max);
-                }
-                if w.soft {
-                    new.rlim_cur = val;
-                }
-                new.rlim_cur = new.rlim_cur.min(new.rlim_max);
-                // SAFETY: prlimit sets the limit from the valid `new`.
-                if unsafe { libc::prlimit(*pid, res, &new, std::ptr::null_mut()) } != 0 {
-                    notes.push(format!(
-                        "{}: process {pid}: {}",
-                        r.file(),
-                        std::io::Error::last_os_error()
-                    ));
-                }
-            }
+        if let Some(res) = per_process(*r) {
+            prlimit_all(&pids, res, *w, *v, r.file(), &mut notes);
         } else if !matches!(
             r,
             RlimitResource::Rss | RlimitResource::As | RlimitResource::Nproc
@@ -447,10 +479,43 @@ pub fn set_live(paths: &Paths, spec: &GuestSpec, changes: &[Change]) -> Result<V
             ));
         }
     }
+    let mut swap_unsupported = false;
     for u in cg.apply(&limits)? {
-        notes.push(format!("{}: {}", u.what, u.why));
+        if u.what == "memory+swap limit" {
+            swap_unsupported = true;
+            notes.push(format!(
+                "{}: {} (RLIMIT_AS set on each guest process instead)",
+                u.what, u.why
+            ));
+        } else if u.what == "memory guaranteed minimum" {
+            notes.push(format!(
+                "rss minimum (-M) not supported on this host: {}",
+                u.why
+            ));
+        } else {
+            notes.push(format!("{}: {}", u.what, u.why));
+        }
+    }
+    // `as` without swap accounting (or a soft `as`, which memory+swap has
+    // not): the per-process RLIMIT_AS the start sets too.
+    if let Some((w, v)) = as_change
+        && let Some(w) = as_rlimit(w, swap_unsupported)
+    {
+        prlimit_all(&pids, (libc::RLIMIT_AS, page), w, v, "as", &mut notes);
     }
     Ok(notes)
+}
+
+/// Which of a live `as` change goes to the per-process RLIMIT_AS: the
+/// hard limit where the host has no swap accounting (the memory+swap
+/// limit is unsupported), the soft limit always (memory+swap has none).
+fn as_rlimit(w: Which, swap_unsupported: bool) -> Option<Which> {
+    let out = Which {
+        min: false,
+        soft: w.soft,
+        hard: w.hard && swap_unsupported,
+    };
+    (out.soft || out.hard).then_some(out)
 }
 
 /// Writes the changes into the guest's `rlimits/` (`vlimit --persist`).
@@ -536,6 +601,7 @@ pub fn report(paths: &Paths, spec: &GuestSpec) -> Result<Vec<ReportLine>> {
         if let (Some(c), Some(s)) = (&cur, &st) {
             match r {
                 RlimitResource::Rss => {
+                    line.min = lim_pages(c.memory_low).or(line.min);
                     line.soft = lim_pages(c.memory_soft).or(line.soft);
                     line.hard = lim_pages(c.memory_max).or(line.hard);
                     line.current = pages(s.memory_rss.or(s.memory_current));
@@ -692,6 +758,28 @@ mod tests {
         // Extreme shares stay in the kernel's range.
         assert_eq!(weight_for(Some((1000, 1)), 0), 10_000);
         assert_eq!(weight_for(Some((1, 1000)), 0), 1);
+    }
+
+    #[test]
+    fn live_as_falls_back_to_rlimit_as_without_swap_accounting() {
+        let hard = Which {
+            hard: true,
+            ..Which::default()
+        };
+        let soft = Which {
+            soft: true,
+            ..Which::default()
+        };
+        assert_eq!(as_rlimit(hard, true), Some(hard));
+        assert_eq!(as_rlimit(hard, false), None);
+        assert_eq!(as_rlimit(soft, false), Some(soft));
+        let both = Which {
+            soft: true,
+            hard: true,
+            min: false,
+        };
+        assert_eq!(as_rlimit(both, false), Some(soft));
+        assert_eq!(as_rlimit(both, true), Some(both));
     }
 
     #[test]
