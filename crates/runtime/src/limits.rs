@@ -253,8 +253,17 @@ pub struct Figures {
     pub state: &'static str,
     /// The limits in force (read from the cgroup when running).
     pub limits: Option<vs_cgroup::CurrentLimits>,
-    /// Use, maxima, hits, throttling (when running).
+    /// Use, maxima, hits, throttling (when running). `processes` counts
+    /// the guest's own processes, as `vserver-stat` does: not the exec
+    /// broker, which the cgroup (and so `pids_current` and the pids limit)
+    /// counts.
     pub stats: Option<vs_cgroup::Stats>,
+    /// `vserver-stat`'s VSZ: the virtual sizes of the guest's processes
+    /// added up, bytes (when running).
+    pub vsz_bytes: Option<u64>,
+    /// `vserver-stat`'s UPTIME: time since the guest's init started, ms
+    /// (when running).
+    pub uptime_ms: Option<u64>,
     /// Network traffic of the guest, as the guest sees it: a private-mode
     /// guest's from the counters of its veth's host end, a shared-mode
     /// guest's from the BPF counters on its cgroup (IP packets its sockets
@@ -325,18 +334,39 @@ fn veth_counters(spec: &GuestSpec) -> Option<NetCounters> {
 
 /// The figures of a guest.
 pub fn figures(paths: &Paths, spec: &GuestSpec) -> Result<Figures> {
-    let running = crate::status(paths, &spec.name)?.is_running();
+    let uptime = match crate::status(paths, &spec.name)? {
+        crate::Status::Running { uptime, .. } => Some(uptime),
+        _ => None,
+    };
+    let running = uptime.is_some();
     let cg = if running {
         crate::monitor::find_cgroup(paths, &spec.name)?
     } else {
         None
     };
+    let mut stats = cg.as_ref().map(|c| c.stats()).transpose()?;
+    let mut vsz_bytes = None;
+    if running {
+        let procs = crate::procs::list(paths, &spec.name)?;
+        let proc_root = std::path::Path::new("/proc");
+        vsz_bytes = Some(
+            procs
+                .iter()
+                .filter_map(|p| crate::procs::vsize(proc_root, p.host_pid))
+                .sum(),
+        );
+        if let Some(s) = &mut stats {
+            s.processes = Some(procs.len() as u64);
+        }
+    }
     Ok(Figures {
         name: spec.name.to_string(),
         context: spec.context.get(),
         state: if running { "running" } else { "stopped" },
         limits: cg.as_ref().map(|c| c.limits()).transpose()?,
-        stats: cg.as_ref().map(|c| c.stats()).transpose()?,
+        stats,
+        vsz_bytes,
+        uptime_ms: uptime.map(|u| u.as_millis() as u64),
         network: if running {
             net_counters(spec, cg.as_ref())?
         } else {
