@@ -2,6 +2,7 @@
 //! the guest's view of memory (issue 4's "Done when").
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vs_tests::{Env, Stopper, unique};
@@ -11,6 +12,55 @@ fn guest(env: &Env, prefix: &str, ctx: &str) -> String {
     env.run(&[&name, "build", "-m", "busybox", "--context", ctx])
         .ok();
     name
+}
+
+/// Each cgroup hierarchy this test process is in: its mount directory and
+/// the process's own cgroup path there, from `/proc/self/cgroup` (the
+/// `vserver` commands the test runs inherit them).
+fn own_cgroups() -> Vec<(PathBuf, String)> {
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let root = Path::new("/sys/fs/cgroup");
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let mount = if ctrls.is_empty() {
+                if root.join("cgroup.controllers").exists() {
+                    root.to_path_buf()
+                } else {
+                    root.join("unified")
+                }
+            } else {
+                let first = ctrls.split(',').next()?.trim_start_matches("name=");
+                [root.join(ctrls), root.join(first)]
+                    .into_iter()
+                    .find(|p| p.join("cgroup.procs").is_file())?
+            };
+            Some((mount, path.to_owned()))
+        })
+        .collect()
+}
+
+/// Where guest `name`'s cgroup would be in every hierarchy this process is
+/// in, parent = this process's own cgroup (no `.defaults/cgroup/base`).
+fn guest_cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    own_cgroups()
+        .into_iter()
+        .map(|(m, p)| m.join(p.trim_start_matches('/')).join("vserver").join(name))
+        .collect()
+}
+
+/// Cgroup directories a test made: removed (deepest first) when dropped.
+struct CgroupDirs(Vec<PathBuf>);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        let mut dirs = self.0.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = fs::remove_dir(d);
+        }
+    }
 }
 
 /// The `vlimit -a -d` line of `res`: [min, soft, hard, current, max, hits].
@@ -83,6 +133,8 @@ fn fill_rate_1_interval_4_is_a_quarter_of_a_cpu() {
     let name = guest(&env, "cpu", "4603");
     env.write_cfg(&name, "sched/fill-rate", "1\n");
     env.write_cfg(&name, "sched/interval", "4\n");
+    // util-vserver: the bucket caps only with sched_hard.
+    env.write_cfg(&name, "cflags", "sched_hard\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let before = serde_json::from_str::<serde_json::Value>(
@@ -282,4 +334,212 @@ fn bad_limit_values_fail_the_start_naming_the_file() {
         assert!(!leftover.exists(), "{file}: cgroup left behind");
         fs::remove_file(env.path(&format!("etc/vservers/{name}/{file}"))).unwrap();
     }
+}
+
+#[test]
+fn cgroup_base_holds_the_guests_cgroups() {
+    let env = Env::new();
+    let name = guest(&env, "cgb", "4610");
+    // A cgroup the test owns in every hierarchy (cpus and mems filled as
+    // an admin would), and the base vserver is told to use below it.
+    let owned = format!("/{}", unique("vstest"));
+    let base = format!("{owned}/guests");
+    let mounts: Vec<PathBuf> = own_cgroups().into_iter().map(|(m, _)| m).collect();
+    let mut made = Vec::new();
+    for m in &mounts {
+        let dir = m.join(&owned[1..]);
+        fs::create_dir(&dir).unwrap();
+        for rel in [
+            "",
+            "/guests",
+            "/guests/vserver",
+            &format!("/guests/vserver/{name}"),
+        ] {
+            made.push(PathBuf::from(format!("{}{rel}", dir.display())));
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if dir.join(f).is_file() {
+                fs::write(dir.join(f), fs::read_to_string(m.join(f)).unwrap()).unwrap();
+            }
+        }
+    }
+    let _cleanup = CgroupDirs(made);
+    fs::create_dir_all(env.path("etc/vservers/.defaults/cgroup")).unwrap();
+    fs::write(
+        env.path("etc/vservers/.defaults/cgroup/base"),
+        format!("{base}\n"),
+    )
+    .unwrap();
+    env.run(&[&name, "start"]).ok();
+    let s = Stopper(&env, name.clone());
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<String> = state["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    assert!(recorded.len() >= 3, "{recorded:?}");
+    for dir in &recorded {
+        let under = mounts
+            .iter()
+            .any(|m| Path::new(dir) == m.join(format!("{}/vserver/{name}", &base[1..])));
+        assert!(under, "{dir} is not <hierarchy>{base}/vserver/{name}");
+        assert!(Path::new(dir).is_dir(), "{dir}");
+    }
+    // Nothing in the caller's own cgroups.
+    for d in guest_cgroup_dirs(&name) {
+        assert!(!d.exists(), "{}", d.display());
+    }
+    // exec, stats, vlimit and list find the guest there.
+    assert_eq!(env.exec(&name, &["echo", "hi"]).ok().stdout, "hi\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&[&name, "stats", "--json"]).ok().stdout).unwrap();
+    assert!(
+        json["stats"]["pids_current"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
+    env.run(&[&name, "limit", "--nproc", "77"]).ok();
+    assert_eq!(vlimit(&env, &name, "nproc")[2], "77");
+    let pids = recorded.iter().find(|d| d.contains("/pids/")).unwrap();
+    assert_eq!(
+        fs::read_to_string(format!("{pids}/pids.max")).unwrap(),
+        "77\n"
+    );
+    drop(s);
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
+    for m in &mounts {
+        let level = m.join(format!("{}/vserver", &base[1..]));
+        assert!(!level.exists(), "{} left after stop", level.display());
+    }
+    // A bad base fails the start, naming the file.
+    fs::write(env.path("etc/vservers/.defaults/cgroup/base"), "../x\n").unwrap();
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("cgroup/base: invalid value '../x'"),
+        "{r:#?}"
+    );
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
+}
+
+/// The guest's directory in the hierarchy mounted at `/sys/fs/cgroup/<h>`,
+/// from its run state.
+fn state_cgroup(env: &Env, name: &str, h: &str) -> PathBuf {
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let prefix = format!("/sys/fs/cgroup/{h}/");
+    state["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .find(|p| p.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {h} cgroup in {state}"))
+}
+
+fn read_trim(p: &Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn cgroup_knobs_are_written_at_start() {
+    let env = Env::new();
+    let name = guest(&env, "knob", "4611");
+    // blkio.weight: on this kernel (no CFQ) it is BFQ's blkio.bfq.weight.
+    env.write_cfg(&name, "cgroup/blkio.weight", "500\n");
+    env.write_cfg(&name, "cgroup/cpu.shares", "2048\n");
+    env.run(&[&name, "start"]).ok();
+    let s = Stopper(&env, name.clone());
+    let blkio = state_cgroup(&env, &name, "blkio");
+    let weight = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .map(|f| blkio.join(f))
+        .find(|p| p.is_file())
+        .unwrap();
+    assert_eq!(read_trim(&weight), "500");
+    assert_eq!(
+        read_trim(&state_cgroup(&env, &name, "cpu").join("cpu.shares")),
+        "2048"
+    );
+    drop(s);
+    // A knob no hierarchy of the guest has: the start fails naming it.
+    env.write_cfg(&name, "cgroup/memory.no_such_knob", "1\n");
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0);
+    let file = env.path(&format!("etc/vservers/{name}/cgroup/memory.no_such_knob"));
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: no control file 'memory.no_such_knob'",
+            file.display()
+        )),
+        "{r:#?}"
+    );
+    assert_eq!(env.run(&[&name, "running"]).code, 1);
+    for d in guest_cgroup_dirs(&name) {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+/// The soft and hard values of `what` in `/proc/PID/limits`.
+fn proc_limit(pid: u64, what: &str) -> (String, String) {
+    let text = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("{what} in {text}"));
+    let f: Vec<&str> = line[what.len()..].split_whitespace().collect();
+    (f[0].to_owned(), f[1].to_owned())
+}
+
+fn init_pid(env: &Env, name: &str) -> u64 {
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    state["init_pid"].as_u64().unwrap()
+}
+
+#[test]
+fn vlimit_minimum_and_as_on_a_running_guest() {
+    let env = Env::new();
+    let name = guest(&env, "vlm", "4612");
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // -M: memory.low on cgroup2; this host's memory controller is v1,
+    // which has no minimum: said so, by name.
+    let r = env.run(&[&name, "limit", "-M", "--rss", "1000"]);
+    let v2_memory = Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .contains("memory");
+    if v2_memory {
+        assert_eq!(vlimit(&env, &name, "rss")[0], "1000", "{r:#?}");
+    } else {
+        assert!(
+            r.stderr
+                .contains("rss minimum (-M) not supported on this host")
+                && r.stderr.contains("memory.low is cgroup2 only"),
+            "{r:#?}"
+        );
+    }
+    // A soft `as` (memory+swap has no soft limit) becomes RLIMIT_AS of
+    // every guest process at once, as the start would set it.
+    let pid = init_pid(&env, &name);
+    assert_eq!(proc_limit(pid, "Max address space").0, "unlimited");
+    env.run(&[&name, "limit", "-S", "--as", "100000"]).ok();
+    assert_eq!(
+        proc_limit(pid, "Max address space").0,
+        (100_000u64 * 4096).to_string()
+    );
+    // (An exec'd process takes the configuration's limits, as at start:
+    // `--persist` makes the change reach those too.)
 }

@@ -186,7 +186,7 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup, also: Option<i32>) -> Result<(i32, 
 }
 
 /// The cgroups of guest `name`: those its state records, else where its
-/// monitor would make them from here.
+/// monitor would make them from here (under `.defaults/cgroup/base`).
 pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup>> {
     let fs = CgroupFs::system()?;
     if let Some(st) = state::read_state(paths, name)?
@@ -197,7 +197,8 @@ pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup
             return Ok(Some(cg));
         }
     }
-    Ok(GuestCgroup::open(&fs, None, name.as_str())?)
+    let base = paths.cgroup_base()?;
+    Ok(GuestCgroup::open(&fs, base.as_deref(), name.as_str())?)
 }
 
 /// Removes what a guest leaves when it is gone: processes, cgroups (and
@@ -278,14 +279,17 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
     }
     crate::timing::mark("monitor: config read, lxcfs checked");
-    let cgroup =
-        match CgroupFs::system().and_then(|fs| GuestCgroup::create(&fs, None, name.as_str())) {
-            Ok(c) => c,
-            Err(e) => {
-                fail(&mut report, &e.into());
-                return 1;
-            }
-        };
+    let made = paths.cgroup_base().map_err(Error::from).and_then(|base| {
+        let fs = CgroupFs::system()?;
+        Ok(GuestCgroup::create(&fs, base.as_deref(), name.as_str())?)
+    });
+    let cgroup = match made {
+        Ok(c) => c,
+        Err(e) => {
+            fail(&mut report, &e);
+            return 1;
+        }
+    };
     match crate::limits::check(&spec).and_then(|()| crate::limits::apply(&cgroup, &spec)) {
         Ok(unsupported) => {
             for u in &unsupported {
@@ -331,7 +335,16 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     } else {
-        log("warning: no cgroup2 hierarchy: no device filter for this guest");
+        // A pure v1 host: the v1 device lists, with the BPF filter's list.
+        match cgroup.restrict_devices_v1(vs_net::bpf::devices::ALLOWED) {
+            Ok(true) => {}
+            Ok(false) => log("warning: no cgroup2 and no v1 devices hierarchy: no device filter"),
+            Err(e) => {
+                fail(&mut report, &e.into());
+                let _ = cleanup(paths, name);
+                return 1;
+            }
+        }
     }
     // VIRT_MEM's /proc/meminfo (the rss soft limit as the memory size):
     // served from now on, by a process of its own (memfs).
