@@ -454,3 +454,92 @@ fn start_twice_and_fifty_cycles_leak_nothing() {
         assert!(l.is_empty(), "cycle {i}: {l:?}");
     }
 }
+
+/// The topmost mount at `point` in a mountinfo text: (per-mount options,
+/// fstype, super options).
+fn mount_at<'a>(mountinfo: &'a str, point: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            let p: Vec<&str> = post.split(' ').collect();
+            (f.get(4) == Some(&point)).then(|| (f[5], p[0], *p.get(2).unwrap_or(&"")))
+        })
+        .last()
+}
+
+#[test]
+fn proc_and_sys_are_masked_and_read_only() {
+    let env = Env::new();
+    for (prefix, extra) in [("mask", &[][..]), ("maskp", &["--privileged"][..])] {
+        let name = guest(&env, prefix, extra);
+        env.run(&[&name, "start"]).ok();
+        let _stop = Stopper(&env, name.clone());
+        let mi = env
+            .exec(&name, &["cat", "/proc/self/mountinfo"])
+            .ok()
+            .stdout;
+        let opts = |o: &str| o.split(',').map(str::to_owned).collect::<Vec<_>>();
+        // DESIGN §4: each path the host has is covered in the guest.
+        for f in [
+            "kcore",
+            "keys",
+            "sysrq-trigger",
+            "timer_list",
+            "sched_debug",
+            "latency_stats",
+        ] {
+            let host = format!("/proc/{f}");
+            if !Path::new(&host).exists() {
+                continue;
+            }
+            let (o, fstype, _) = mount_at(&mi, &host)
+                .unwrap_or_else(|| panic!("{prefix}: {host} not masked:\n{mi}"));
+            let o = opts(o);
+            for want in ["ro", "nodev", "nosuid", "noexec"] {
+                assert!(
+                    o.iter().any(|x| x == want),
+                    "{prefix}: {host} {o:?} lacks {want}"
+                );
+            }
+            assert_eq!(
+                fstype, "tmpfs",
+                "{prefix}: {host} is masked by an empty file"
+            );
+            // Reads empty, never writable.
+            assert_eq!(env.exec(&name, &["cat", &host]).ok().stdout, "", "{host}");
+            let r = env.exec(&name, &["sh", "-c", &format!("echo h > {host}")]);
+            assert_ne!(r.code, 0, "{prefix}: write to {host}: {r:#?}");
+            assert!(r.stderr.contains("Read-only"), "{prefix}: {r:#?}");
+        }
+        for d in ["/proc/acpi", "/proc/scsi", "/sys/firmware"] {
+            if !Path::new(d).exists() {
+                continue;
+            }
+            let (o, fstype, _) =
+                mount_at(&mi, d).unwrap_or_else(|| panic!("{prefix}: {d} not masked:\n{mi}"));
+            assert!(opts(o).iter().any(|x| x == "ro"), "{prefix}: {d} {o}");
+            assert_eq!(fstype, "tmpfs", "{prefix}: {d}");
+            let ls = env.exec(&name, &["ls", "-A", d]).ok().stdout;
+            assert_eq!(ls, "", "{prefix}: {d} shows {ls}");
+        }
+        for d in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/sys"] {
+            if !Path::new(d).exists() {
+                continue;
+            }
+            let (o, _, _) =
+                mount_at(&mi, d).unwrap_or_else(|| panic!("{prefix}: {d} not read-only:\n{mi}"));
+            assert!(opts(o).iter().any(|x| x == "ro"), "{prefix}: {d} {o}");
+        }
+        // Writing a read-only proc path fails, as root of the guest.
+        let r = env.exec(
+            &name,
+            &["sh", "-c", "echo renamed > /proc/sys/kernel/hostname"],
+        );
+        assert_ne!(r.code, 0, "{prefix}: {r:#?}");
+        assert!(r.stderr.contains("Read-only"), "{prefix}: {r:#?}");
+        assert_eq!(env.exec(&name, &["hostname"]).ok().stdout, "guesthost\n");
+        env.run(&[&name, "stop"]).ok();
+    }
+}

@@ -186,10 +186,55 @@ fn mount_fstab(root: &RootDir, n: usize, e: &FstabEntry) -> Result<()> {
     }
 }
 
+/// What masks the files of [`MASKED_FILES`]: an empty regular file of a
+/// private tmpfs, bound read-only, nodev, nosuid, noexec (as LXC and runc
+/// keep `/proc/sysrq-trigger` read-only): it reads empty, every write fails
+/// with EROFS, and it is no device. A bind of the host's `/dev/null` would
+/// be a writable char device the device filter allows.
+fn empty_file_mount(fs: Option<&OwnedFd>) -> Result<OwnedFd> {
+    let masked = Attr::MOUNT_ATTR_RDONLY
+        | Attr::MOUNT_ATTR_NODEV
+        | Attr::MOUNT_ATTR_NOSUID
+        | Attr::MOUNT_ATTR_NOEXEC;
+    // A clone of a file of a detached tmpfs (kernels since 6.15); else the
+    // host's /dev/null, nodev: unreadable, unwritable, still masked.
+    let tree = match fs.and_then(|fs| mount::clone_tree(fs.as_fd(), Path::new("empty"), false).ok())
+    {
+        Some(t) => t,
+        None => mount::clone_tree(rustix::fs::CWD, Path::new("/dev/null"), false).map_err(sys)?,
+    };
+    mount::set_attr(
+        tree.as_fd(),
+        masked,
+        Attr::empty(),
+        false,
+        None,
+        Path::new("masked file"),
+    )
+    .map_err(sys)?;
+    Ok(tree)
+}
+
+/// A detached tmpfs holding one empty file, `empty`, mode 0444.
+fn empty_fs() -> Option<OwnedFd> {
+    let fs = mount::new_fs("tmpfs", "tmpfs", &["size=4k", "mode=555"], Attr::empty()).ok()?;
+    rustix::fs::openat(
+        fs.as_fd(),
+        "empty",
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o444),
+    )
+    .ok()?;
+    Some(fs)
+}
+
 fn protect(root: &RootDir) -> Result<()> {
+    let empty = empty_fs();
     for rel in MASKED_FILES {
         if root.exists(rel).map_err(sys)? {
-            bind_host(root, "/dev/null", rel, false, Attr::empty())?;
+            let m = empty_file_mount(empty.as_ref())?;
+            let t = target(root, rel, false)?;
+            mount::attach(m.as_fd(), t.as_fd(), &root.host_path(rel)).map_err(sys)?;
         }
     }
     for rel in MASKED_DIRS {
