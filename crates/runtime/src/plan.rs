@@ -9,6 +9,9 @@ use vs_sys::ns::{IdMapping, flags};
 use vs_sys::security::rlimit::{Resource, Rlimit};
 use vs_sys::security::seccomp::SeccompOptions;
 
+/// capabilities(7) number of CAP_SYS_RESOURCE.
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
 /// What pid 1 of the guest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Init {
@@ -239,6 +242,16 @@ impl Plan {
             environment.push(("RUNLEVEL".into(), spec.init.runlevel_start.clone()));
             environment.push(("PREVLEVEL".into(), "N".into()));
         }
+        let mut bcaps: Vec<u8> = spec.bcaps.iter().map(|c| c.bit() as u8).collect();
+        // ccap SET_RLIMIT: Linux-VServer let a context raise a hard rlimit
+        // only with CAP_SYS_RESOURCE and VXC_SET_RLIMIT. A privileged guest
+        // shares the host's user namespace, where CAP_SYS_RESOURCE lifts
+        // every hard limit (rlimits are not namespaced): without the ccap it
+        // goes, whatever `bcapabilities` says. In a user namespace the guest
+        // never has it where rlimits are checked (the initial namespace).
+        if spec.idmap.is_none() && !spec.ccaps.contains(&CCap::SetRlimit) {
+            bcaps.retain(|c| u32::from(*c) != CAP_SYS_RESOURCE);
+        }
         Plan {
             name: spec.name.to_string(),
             vdir: spec.vdir.clone(),
@@ -247,7 +260,7 @@ impl Plan {
             hostname: spec.hostname.clone(),
             domainname: spec.domainname.clone(),
             fstab: spec.fstab.clone(),
-            bcaps: spec.bcaps.iter().map(|c| c.bit() as u8).collect(),
+            bcaps,
             seccomp: SeccompOptions {
                 allow_user_namespaces: spec.ccaps.contains(&CCap::Namespace),
                 allow_tiocsti: spec.ccaps.contains(&CCap::Tiocsti),
@@ -275,5 +288,42 @@ impl Plan {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vs_config::{GuestName, Paths};
+
+    fn plan_of(files: &[(&str, &str)]) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let name = GuestName::new("demo").unwrap();
+        let cfg = paths.guest_cfg(&name);
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("context"), "1234\n").unwrap();
+        for (f, text) in files {
+            std::fs::write(cfg.join(f), text).unwrap();
+        }
+        Plan::new(&GuestSpec::load(&paths, &name).unwrap(), &Mode::Boot)
+    }
+
+    #[test]
+    fn set_rlimit_decides_cap_sys_resource_of_a_privileged_guest() {
+        let res = CAP_SYS_RESOURCE as u8;
+        let base = [("privileged", ""), ("bcapabilities", "SYS_RESOURCE\n")];
+        assert!(!plan_of(&base).bcaps.contains(&res));
+        let mut with = base.to_vec();
+        with.push(("ccapabilities", "SET_RLIMIT\n"));
+        assert!(plan_of(&with).bcaps.contains(&res));
+        // Without bcapabilities naming it, the ccap adds nothing.
+        assert!(
+            !plan_of(&[("privileged", ""), ("ccapabilities", "SET_RLIMIT\n")])
+                .bcaps
+                .contains(&res)
+        );
+        // A user-namespace guest keeps it (scoped to its namespace).
+        assert!(plan_of(&[]).bcaps.contains(&res));
     }
 }

@@ -346,8 +346,28 @@ pub fn restrict(plan: &Plan) -> Result<Vec<String>> {
     }
     vs_sys::security::caps::limit_bounding_set(&plan.bcaps)
         .map_err(|e| Error::Setup(e.to_string()))?;
+    if !plan.bcaps.contains(&(crate::plan::CAP_SYS_RESOURCE as u8)) {
+        // Not only after exec: the reaper (pid 1) and the exec helper run on
+        // as they are, and must not raise a hard rlimit either.
+        drop_sys_resource()?;
+    }
     vs_sys::security::seccomp::install(&plan.seccomp).map_err(|e| Error::Setup(e.to_string()))?;
     Ok(notes)
+}
+
+/// Lowers CAP_SYS_RESOURCE in the effective and permitted sets (needs no
+/// privilege).
+fn drop_sys_resource() -> Result<()> {
+    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+    let mut sets = capabilities(None).map_err(|e| Error::io("capget", "read", e.into()))?;
+    if sets.permitted.contains(CapabilitySet::SYS_RESOURCE) {
+        sets.effective.remove(CapabilitySet::SYS_RESOURCE);
+        sets.permitted.remove(CapabilitySet::SYS_RESOURCE);
+        sets.inheritable.remove(CapabilitySet::SYS_RESOURCE);
+        set_capabilities(None, sets)
+            .map_err(|e| Error::io("capset", "drop CAP_SYS_RESOURCE", e.into()))?;
+    }
+    Ok(())
 }
 
 /// Tells the monitor the init is set up, then waits for its `run`: the
