@@ -60,8 +60,13 @@ pub fn parse_mode(args: &[String]) -> Option<Mode> {
 /// (the `vserver` binary itself, as `vserver:[NAME]`, in its own session,
 /// output to the guest's log) and waits until it reports.
 pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
+    let lock = Lock::guest(paths, &spec.name)?;
+    start_locked(paths, spec, mode, &lock)
+}
+
+/// [`start`] for a caller that holds the guest's lock already.
+pub fn start_locked(paths: &Paths, spec: &GuestSpec, mode: &Mode, _lock: &Lock) -> Result<Started> {
     let name = &spec.name;
-    let _lock = Lock::guest(paths, name)?;
     if crate::status(paths, name)?.is_running() {
         return Err(Error::Running(name.to_string()));
     }

@@ -37,8 +37,13 @@ fn wait_exit(pidfd: BorrowedFd<'_>, limit: Duration) -> bool {
 
 /// Stops guest `spec`. Returns false if it was not running.
 pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
+    let lock = Lock::guest(paths, &spec.name)?;
+    stop_locked(paths, spec, &lock)
+}
+
+/// [`stop`] for a caller that holds the guest's lock already.
+pub fn stop_locked(paths: &Paths, spec: &GuestSpec, _lock: &Lock) -> Result<bool> {
     let name = &spec.name;
-    let _lock = Lock::guest(paths, name)?;
     let Some(st) = state::read_state(paths, name)? else {
         crate::monitor::cleanup(paths, name)?;
         return Ok(false);
