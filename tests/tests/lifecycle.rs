@@ -556,3 +556,60 @@ fn proc_and_sys_are_masked_and_read_only() {
         env.run(&[&name, "stop"]).ok();
     }
 }
+
+#[test]
+fn a_failing_start_undoes_what_it_did() {
+    let env = Env::new();
+    // The init side fails: an fstab line of a type no guest may mount.
+    let name = guest(&env, "undo", &[]);
+    env.write_cfg(&name, "fstab", "none /mnt/x ext4 defaults 0 0\n");
+    let r = env.run(&[&name, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert_eq!(r.errors().len(), 1, "{r:#?}");
+    assert!(r.stderr.contains("fstab line 1"), "{r:#?}");
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+
+    // Plain style without /sbin/init.
+    let plain = guest(&env, "undop", &[]);
+    env.write_cfg(&plain, "apps/init/style", "plain\n");
+    let _ = fs::remove_file(env.path(&format!("var/lib/vservers/{plain}/sbin/init")));
+    let r = env.run(&[&plain, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("/sbin/init"), "{r:#?}");
+    assert_eq!(leftovers(&env, &plain), Vec::<String>::new());
+
+    // The state cannot be written: the init is killed, all goes.
+    let nostate = guest(&env, "undos", &[]);
+    let tmp = env.path(&format!("run/vservers/{nostate}/state.json.tmp"));
+    fs::create_dir_all(tmp.join("block")).unwrap();
+    let r = env.run(&[&nostate, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("state.json"), "{r:#?}");
+    assert_eq!(leftovers(&env, &nostate), Vec::<String>::new());
+    fs::remove_dir_all(&tmp).unwrap();
+
+    // A failing post-start hook: the guest is stopped again, with its stop
+    // hooks, and start says which hook failed, in one line.
+    let hooked = guest(&env, "undoh", &[]);
+    let log = env.path("undo-hooks.log");
+    for hook in ["pre-start", "pre-stop", "post-stop", "postpost-stop"] {
+        env.write_cfg(
+            &hooked,
+            &format!("scripts/{hook}"),
+            &format!("echo \"$1\" >> {}\n", log.display()),
+        );
+    }
+    env.write_cfg(&hooked, "scripts/post-start", "exit 4\n");
+    let r = env.run(&[&hooked, "start"]);
+    assert_ne!(r.code, 0, "{r:#?}");
+    let errors = r.errors();
+    assert_eq!(errors.len(), 1, "{r:#?}");
+    assert!(errors[0].contains("post-start hook failed"), "{r:#?}");
+    assert_eq!(env.run(&[&hooked, "status"]).code, 3);
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "pre-start\npre-stop\npost-stop\npostpost-stop\n"
+    );
+    assert_eq!(leftovers(&env, &hooked), Vec::<String>::new());
+}

@@ -203,13 +203,23 @@ pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup
 /// Removes what a guest leaves when it is gone: processes, cgroups (and
 /// with them its BPF programs), host addresses, state.
 pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
+    cleanup_with(paths, name, None)
+}
+
+/// [`cleanup`] with the state the monitor holds in memory (`known`), which
+/// does not depend on the state file (it may be missing: its write failed).
+fn cleanup_with(paths: &Paths, name: &GuestName, known: Option<&RunState>) -> Result<()> {
     if let Some(cg) = find_cgroup(paths, name)? {
         cg.kill_all()?;
         cg.remove()?;
     }
     // What the start made on the host, as its state recorded it (the
     // configuration may have changed since).
-    if let Ok(Some(st)) = state::read_state(paths, name) {
+    let st = match known {
+        Some(st) => Some(st.clone()),
+        None => state::read_state(paths, name).ok().flatten(),
+    };
+    if let Some(st) = st {
         crate::net::remove_addresses(&st.addresses);
         if let Some(host_if) = &st.private_if {
             crate::net::teardown_private(name.as_str(), host_if);
@@ -405,7 +415,8 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);
             let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = cleanup(paths, name);
+            let _ = ns::wait_pidfd(pidfd.as_fd(), false);
+            let _ = cleanup_with(paths, name, Some(&st));
             return 1;
         }
         log(&format!("guest '{name}' started: init pid {pid}"));

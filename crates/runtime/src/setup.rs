@@ -452,29 +452,35 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
     let chan = Channel::from_fd(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) });
     rustix::io::fcntl_setfd(chan.fd(), rustix::io::FdFlags::CLOEXEC)
         .map_err(|e| Error::io("fd 3", "set close-on-exec", e.into()))?;
+    // The channel the caller holds was closed with the other fds: errors
+    // from here to `ready` go back on fd 3.
+    let report = |e: Error| {
+        let _ = chan.send(&format!("error {e}"), None);
+        e
+    };
     match &plan.init {
         Init::Exec(argv) => {
             let prog = std::ffi::CString::new(argv[0].as_str())
-                .map_err(|_| Error::Setup("init path contains NUL".into()))?;
+                .map_err(|_| report(Error::Setup("init path contains NUL".into())))?;
             // SAFETY: access(2) with a valid C string.
             if unsafe { libc::access(prog.as_ptr(), libc::X_OK) } != 0 {
-                return Err(Error::Setup(format!(
+                return Err(report(Error::Setup(format!(
                     "{} is not an executable in the guest (init style plain)",
                     argv[0]
-                )));
+                ))));
             }
-            restrict(plan)?;
+            restrict(plan).map_err(report)?;
             crate::timing::mark("init: restricted, ready");
             ready(&chan)?;
             Err(crate::reaper::exec(argv, &plan.env_strings()))
         }
         Init::Reaper { main, mode } => {
-            vs_sys::ns::set_non_dumpable().map_err(sys)?;
-            let main = crate::reaper::resolve_main(main)?;
+            vs_sys::ns::set_non_dumpable().map_err(|e| report(sys(e)))?;
+            let main = crate::reaper::resolve_main(main).map_err(report)?;
             if main.is_none() && *mode == crate::plan::ReaperMode::Run {
-                return Err(Error::Setup("no command to run".into()));
+                return Err(report(Error::Setup("no command to run".into())));
             }
-            restrict(plan)?;
+            restrict(plan).map_err(report)?;
             crate::timing::mark("init: restricted, ready");
             ready(&chan)?;
             drop(chan);

@@ -151,6 +151,13 @@ pub fn start_locked(paths: &Paths, spec: &GuestSpec, mode: &Mode, _lock: &Lock) 
         .map_err(|e| Error::io(exe, "start the monitor", e))?;
     drop(theirs);
     drop(stdio);
+    let mut monitor = monitor;
+    // A monitor that failed removes what it made, then exits: waited for,
+    // so a failed start returns with nothing of the guest left.
+    let mut failed = |m: String| {
+        let _ = monitor.wait();
+        Err(Error::Setup(m))
+    };
     match ours.recv()? {
         Some((m, _)) if m.starts_with("ok ") => {
             crate::timing::mark("cli: guest started");
@@ -160,13 +167,13 @@ pub fn start_locked(paths: &Paths, spec: &GuestSpec, mode: &Mode, _lock: &Lock) 
                 monitor,
             })
         }
-        Some((m, _)) => Err(Error::Setup(format!(
+        Some((m, _)) => failed(format!(
             "guest '{name}' did not start: {}",
             m.strip_prefix("error ").unwrap_or(&m)
-        ))),
-        None => Err(Error::Setup(format!(
+        )),
+        None => failed(format!(
             "guest '{name}' did not start: the monitor ended without a report (see {})",
             log_path.display()
-        ))),
+        )),
     }
 }
