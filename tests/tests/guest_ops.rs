@@ -182,6 +182,72 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
     );
 }
 
+/// Waits until `f` holds, at most `limit`.
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn halt_and_reboot_inside_run_the_hooks_of_stop_and_restart() {
+    let env = Env::new();
+    let name = guest(&env, "vsh", &[]);
+    let log = env.path("vshelper-hooks.log");
+    let all = [
+        "prepre-start",
+        "pre-start",
+        "post-start",
+        "pre-stop",
+        "post-stop",
+        "postpost-stop",
+    ];
+    for hook in all {
+        env.write_cfg(
+            &name,
+            &format!("scripts/{hook}.d/50-mark"),
+            &format!("echo \"$1 $2\" >> {}\n", log.display()),
+        );
+    }
+    let lines =
+        |hooks: &[&str]| -> String { hooks.iter().map(|h| format!("{h} {name}\n")).collect() };
+    let start_hooks = &all[..3];
+    let stop_hooks = &all[3..];
+    let read = || fs::read_to_string(&log).unwrap_or_default();
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // The .d hooks on the success path, with util-vserver's arguments.
+    assert_eq!(read(), lines(start_hooks));
+    fs::remove_file(&log).unwrap();
+    // reboot: vshelper's `vserver NAME restart`: stop hooks, then start hooks.
+    let _ = env.exec(&name, &["reboot", "-f"]);
+    let want = lines(
+        &all[3..]
+            .iter()
+            .chain(&all[..3])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    wait_for("the restart hooks", Duration::from_secs(10), || {
+        read() == want
+    });
+    assert_eq!(env.run(&[&name, "status"]).code, 0);
+    fs::remove_file(&log).unwrap();
+    // halt: `vserver NAME stop`.
+    let _ = env.exec(&name, &["halt", "-f"]);
+    wait_for("the stop hooks", Duration::from_secs(10), || {
+        read() == lines(stop_hooks)
+    });
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    fs::remove_file(&log).unwrap();
+    // The end of `run`: its instance stops, with the hooks around it (the
+    // stop hooks after post-start, however soon the command ends).
+    env.run(&[&name, "run", "--", "/bin/true"]).ok();
+    assert_eq!(read(), lines(&all.iter().copied().collect::<Vec<_>>()));
+}
+
 #[test]
 fn private_guests_refuse_exec_and_enter() {
     let env = Env::new();

@@ -381,7 +381,23 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
         None => None,
     };
-    let exit = loop {
+    // A guest that ends by itself (halt, poweroff, the end of `run` or of
+    // a rescue command) or reboots gets util-vserver's hooks as vshelper's
+    // `vserver NAME stop`/`restart` gave them; a `stop` (its marker) runs
+    // them itself. `rebooted`: the start hooks of a new init are ours too.
+    let hooks = |list: &[vs_config::Hook]| {
+        if let Err(e) = crate::sequence::run_hooks(paths, &spec, list) {
+            log(&format!("warning: {e}"));
+            return false;
+        }
+        true
+    };
+    let mut rebooted = false;
+    // The guest's lock, held from the stop hooks of a guest that ended by
+    // itself to the end of its restart or stop: after the post-start hook
+    // of the `start` or `run` that made it, before any other command.
+    let mut held: Option<crate::lock::Lock>;
+    let (exit, stop_hooks) = loop {
         let launched = launch(&plan, &cgroup, broker.as_ref().map(|b| b.0));
         if let Some((_, go)) = broker.take()
             && launched.is_ok()
@@ -439,30 +455,46 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         ) {
             report = None;
         }
+        if rebooted && !hooks(&[vs_config::Hook::PostStart]) {
+            // As a failing post-start hook of `start`: stopped again.
+            let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        }
+        held = None;
         let exit = match ns::wait_pidfd(pidfd.as_fd(), false) {
             Ok(Some(x)) => x,
             Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
         };
         crate::timing::mark("monitor: init ended");
         log(&format!("guest '{name}' init ended: {exit:?}"));
-        if exit == Exit::Signal(libc::SIGHUP)
-            && matches!(mode, Mode::Boot)
-            && !state::stopping_file(paths, name).exists()
-        {
+        let by_stop = state::stopping_file(paths, name).exists();
+        if !by_stop {
+            held = crate::lock::Lock::guest_waiting(paths, name, crate::sequence::LOCK_WAIT).ok();
+            hooks(crate::sequence::BEFORE_STOP);
+        }
+        if exit == Exit::Signal(libc::SIGHUP) && matches!(mode, Mode::Boot) && !by_stop {
             // reboot(2) inside: the kernel killed every process of the
             // guest's pid namespace with its init. No cgroup.kill here:
             // observed on 6.18, an init cloned into the cgroup right after
             // a cgroup.kill was itself SIGKILLed.
             log(&format!("guest '{name}' rebooting"));
+            hooks(crate::sequence::AFTER_STOP);
+            if !hooks(crate::sequence::BEFORE_START) {
+                break (exit, false);
+            }
+            rebooted = true;
             continue;
         }
-        break exit;
+        break (exit, !by_stop);
     };
     if let Err(e) = cleanup(paths, name) {
         log(&format!("cleanup: {e}"));
     }
     crate::timing::mark("monitor: cleaned up");
     log(&format!("guest '{name}' stopped"));
+    if stop_hooks {
+        hooks(crate::sequence::AFTER_STOP);
+    }
+    drop(held);
     if let Some(r) = report {
         let _ = r.send(&format!("exit {}", exit.shell_status()), None);
     }
