@@ -421,6 +421,8 @@ fn the_device_filter_refuses_nodes_outside_the_guest_dev() {
 fn exec_goes_through_the_broker_and_still_works_without_it() {
     let env = Env::new();
     let name = guest(&env, "brk", &[]);
+    env.write_cfg(&name, "ulimits/nofile.soft", "200\n");
+    env.write_cfg(&name, "ulimits/nofile.hard", "300\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let state: serde_json::Value = serde_json::from_str(
@@ -470,6 +472,15 @@ fn exec_goes_through_the_broker_and_still_works_without_it() {
     }
     let r = env.run_with_input(&[&name, "exec", "sh", "-c", "cat; exit 4"], "again\n");
     assert_eq!((r.code, r.stdout.as_str()), (4, "again\n"), "{r:#?}");
+    // The direct way gives what the guest was started with, not what the
+    // configuration says since.
+    env.write_cfg(&name, "ulimits/nofile.soft", "100\n");
+    env.write_cfg(&name, "ulimits/nofile.hard", "150\n");
+    let lim = env
+        .exec(&name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
+        .ok()
+        .stdout;
+    assert_eq!(lim, "200\n300\n");
 }
 
 /// The CapBnd bits of `status` text (a /proc/PID/status).

@@ -358,12 +358,73 @@ fn stop_of_a_guest_ignoring_sigterm_finishes_within_the_killseq() {
     .ok();
     let t = Instant::now();
     env.run(&[&name, "stop"]).ok();
+    // What stop promises (README): the style's stop up to the first wait
+    // (2 s), the kill sequence's waits (2 s), a moment for SIGKILL.
     assert!(
-        t.elapsed() < Duration::from_secs(8),
+        t.elapsed() < Duration::from_millis(5500),
         "stop took {:?}",
         t.elapsed()
     );
     assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+
+    // A style stop that hangs and ignores SIGTERM is cut at the first wait.
+    let rc = env.path(&format!("var/lib/vservers/{name}/etc/init.d/rc"));
+    let text = fs::read_to_string(&rc).unwrap();
+    fs::write(
+        &rc,
+        text.replacen(
+            '\n',
+            "\n[ \"$1\" = 0 ] && { trap '' TERM; sleep 100; }\n",
+            1,
+        ),
+    )
+    .unwrap();
+    env.run(&[&name, "start"]).ok();
+    let t = Instant::now();
+    env.run(&[&name, "stop"]).ok();
+    assert!(
+        t.elapsed() < Duration::from_millis(5500),
+        "stop with a hanging rc 0 took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+}
+
+/// Makes guest `name`'s `/etc/init.d/rc` note each runlevel it is run
+/// with in `/rc.log` of the guest.
+fn log_rc(env: &Env, name: &str) -> std::path::PathBuf {
+    let root = env.path(&format!("var/lib/vservers/{name}"));
+    let rc = root.join("etc/init.d/rc");
+    let text = fs::read_to_string(&rc).unwrap();
+    fs::write(&rc, text.replacen('\n', "\necho \"$1\" >> /rc.log\n", 1)).unwrap();
+    root.join("rc.log")
+}
+
+#[test]
+fn stop_follows_how_the_guest_was_started() {
+    let env = Env::new();
+    // A rescue instance: no `rc 0` at stop (it never ran `rc 3`).
+    let name = guest(&env, "resc", &[]);
+    let rc_log = log_rc(&env, &name);
+    env.run(&[&name, "start", "--rescue", "/bin/sleep", "900"])
+        .ok();
+    let _stop = Stopper(&env, name.clone());
+    let ps = env.exec(&name, &["ps", "-o", "args"]).ok().stdout;
+    assert!(ps.contains("sleep 900"), "{ps}");
+    assert!(!rc_log.exists(), "rc ran in a rescue instance");
+    env.run(&[&name, "stop"]).ok();
+    assert!(!rc_log.exists(), "stop ran rc 0 in a rescue instance");
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+
+    // A PRIVATE guest: exec is refused to users, its style's stop runs.
+    let private = guest(&env, "privstop", &["--flags", "private"]);
+    let rc_log = log_rc(&env, &private);
+    env.run(&[&private, "start"]).ok();
+    let _stop2 = Stopper(&env, private.clone());
+    assert_ne!(env.exec(&private, &["true"]).code, 0);
+    env.run(&[&private, "stop"]).ok();
+    assert_eq!(fs::read_to_string(&rc_log).unwrap(), "3\n0\n");
+    assert_eq!(leftovers(&env, &private), Vec::<String>::new());
 }
 
 #[test]

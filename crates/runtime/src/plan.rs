@@ -88,6 +88,31 @@ pub struct Plan {
     pub stdio: bool,
 }
 
+/// What a guest's processes got at its start, recorded in its state so
+/// that `exec` gives a new process the same, whatever the configuration
+/// says by then (and with the monitor's adjustments, e.g. RLIMIT_AS).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// [`Plan::namespaces`].
+    pub namespaces: u64,
+    /// [`Plan::idmap`]: inside, outside, count.
+    pub idmap: Option<[u32; 3]>,
+    /// [`Plan::bcaps`].
+    pub bcaps: Vec<u8>,
+    /// [`Plan::seccomp`]: user namespaces, TIOCSTI allowed; sethostname denied.
+    pub seccomp: [bool; 3],
+    /// [`Plan::rlimits`]: resource name, soft, hard.
+    pub rlimits: Vec<(String, Option<u64>, Option<u64>)>,
+    /// [`Plan::personality`].
+    pub personality: Option<u32>,
+    /// [`Plan::virt_uptime`].
+    pub virt_uptime: bool,
+    /// [`Plan::private`].
+    pub private: bool,
+    /// [`Plan::environment`].
+    pub environment: Vec<(String, String)>,
+}
+
 fn ulimit_resource(r: UlimitResource) -> Resource {
     match r {
         UlimitResource::Cpu => Resource::Cpu,
@@ -280,6 +305,61 @@ impl Plan {
             private_net: crate::net::PrivateNet::new(spec),
             stdio: false,
         }
+    }
+
+    /// What [`Recorded`] keeps of this plan.
+    pub fn record(&self) -> Recorded {
+        Recorded {
+            namespaces: self.namespaces,
+            idmap: self.idmap.map(|m| [m.inside, m.outside, m.count]),
+            bcaps: self.bcaps.clone(),
+            seccomp: [
+                self.seccomp.allow_user_namespaces,
+                self.seccomp.allow_tiocsti,
+                self.seccomp.deny_set_utsname,
+            ],
+            rlimits: self
+                .rlimits
+                .iter()
+                .map(|l| (l.resource.name().to_owned(), l.soft, l.hard))
+                .collect(),
+            personality: self.personality,
+            virt_uptime: self.virt_uptime,
+            private: self.private,
+            environment: self.environment.clone(),
+        }
+    }
+
+    /// Puts what `r` recorded in place of this plan's own.
+    pub fn apply_recorded(&mut self, r: &Recorded) {
+        self.namespaces = r.namespaces;
+        self.idmap = r.idmap.map(|[inside, outside, count]| IdMapping {
+            inside,
+            outside,
+            count,
+        });
+        self.bcaps = r.bcaps.clone();
+        let [allow_user_namespaces, allow_tiocsti, deny_set_utsname] = r.seccomp;
+        self.seccomp = SeccompOptions {
+            allow_user_namespaces,
+            allow_tiocsti,
+            deny_set_utsname,
+        };
+        self.rlimits = r
+            .rlimits
+            .iter()
+            .filter_map(|(name, soft, hard)| {
+                Some(Rlimit {
+                    resource: Resource::from_name(name)?,
+                    soft: *soft,
+                    hard: *hard,
+                })
+            })
+            .collect();
+        self.personality = r.personality;
+        self.virt_uptime = r.virt_uptime;
+        self.private = r.private;
+        self.environment = r.environment.clone();
     }
 
     /// The environment as `KEY=VALUE` strings.

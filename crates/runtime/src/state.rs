@@ -35,12 +35,26 @@ pub struct RunState {
     /// The host end of a private-mode guest's veth, whose NAT rules go at stop.
     #[serde(default)]
     pub private_if: Option<String>,
+    /// How it was started: the mode words of the monitor's command line
+    /// (`boot`, `rescue CMD...`, `run CMD...`; empty: `boot`), so `stop`
+    /// treats a rescue or run instance as one.
+    #[serde(default)]
+    pub mode: Vec<String>,
+    /// What its processes got (namespaces, limits, filter), for `exec`
+    /// whatever the configuration says now.
+    #[serde(default)]
+    pub exec: Option<crate::plan::Recorded>,
 }
 
 impl RunState {
     /// Whether the monitor that wrote this is still alive.
     pub fn monitor_alive(&self) -> bool {
         process_start_ticks(Path::new("/proc"), self.monitor_pid) == Some(self.monitor_start_ticks)
+    }
+
+    /// The mode the guest was started in.
+    pub fn start_mode(&self) -> crate::plan::Mode {
+        crate::start::parse_mode(&self.mode).unwrap_or_default()
     }
 }
 
@@ -196,6 +210,8 @@ mod tests {
             cgroups: Vec::new(),
             addresses: Vec::new(),
             private_if: None,
+            mode: Vec::new(),
+            exec: None,
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();
