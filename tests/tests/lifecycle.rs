@@ -72,6 +72,37 @@ fn leftovers(env: &Env, name: &str) -> Vec<String> {
     {
         out.push("state.json".into());
     }
+    // Loop devices backed by anything in the guest's tree.
+    if let Ok(entries) = fs::read_dir("/sys/block") {
+        for e in entries.flatten() {
+            let backing = e.path().join("loop/backing_file");
+            if let Ok(f) = fs::read_to_string(&backing)
+                && (f.contains(vdir.to_str().unwrap()) || f.contains(name))
+            {
+                out.push(format!(
+                    "loop {}: {}",
+                    e.file_name().to_string_lossy(),
+                    f.trim()
+                ));
+            }
+        }
+    }
+    // The guest's monitor and exec broker (a fork of it, same command
+    // line), wherever their cgroup: `vserver:[NAME] --monitor NAME ...`.
+    let monitor_arg = format!("\0--monitor\0{name}\0");
+    for p in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = fs::read(p.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            let zombie = fs::read_to_string(p.path().join("stat"))
+                .is_ok_and(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'));
+            if cmdline.contains(&monitor_arg) && !zombie {
+                out.push(format!(
+                    "monitor or broker {}",
+                    p.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -151,34 +182,7 @@ fn a_started_guest_is_a_security_context() {
     assert_ne!(r.code, 0, "{r:#?}");
     let r = env.exec(&name, &["mknod", "/tmp/blk", "b", "8", "0"]);
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = env.exec(
-        &name,
-        &[
-            "sh",
-            "-c",
-            "mkdir -p /mnt/x && mount -t ext4 /dev/null /mnt/x",
-        ],
-    );
-    assert_ne!(r.code, 0, "{r:#?}");
-    let r = env.exec(
-        &name,
-        &[
-            "sh",
-            "-c",
-            "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && grep ' /mnt/t ' /proc/mounts",
-        ],
-    );
-    if r.code == 0 {
-        // A filesystem mounted from a user namespace is nodev by the
-        // kernel's SB_I_NODEV (not listed among the options); a privileged
-        // guest's mounts must say nodev themselves.
-        let in_userns = !uid_map.trim().starts_with("0          0 4294967295");
-        assert!(
-            in_userns || r.stdout.contains("nodev"),
-            "a guest's own tmpfs must be nodev: {}",
-            r.stdout
-        );
-    }
+    // Block-device and tmpfs mounts: what_a_guest_sees_of_itself.
     // The guest's uptime counts from its start.
     let inside: f64 = env
         .exec(&name, &["cat", "/proc/uptime"])
@@ -673,4 +677,242 @@ fn a_failing_start_undoes_what_it_did() {
         "pre-start\npre-stop\npost-stop\npostpost-stop\n"
     );
     assert_eq!(leftovers(&env, &hooked), Vec::<String>::new());
+}
+
+/// `CapBnd` of a /proc/PID/status text.
+fn cap_bnd(status: &str) -> u64 {
+    let l = status
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap_or_else(|| panic!("no CapBnd: {status}"));
+    u64::from_str_radix(l[7..].trim(), 16).unwrap()
+}
+
+#[test]
+fn what_a_guest_sees_of_itself() {
+    let env = Env::new();
+    let name = guest(&env, "view", &[]);
+    env.write_cfg(&name, "uts/domainname", "example.test\n");
+    env.write_cfg(&name, "rlimits/nofile.soft", "250\n");
+    env.write_cfg(&name, "rlimits/nofile.hard", "260\n");
+    // bcapabilities over DESIGN §4's default: one taken away, one added
+    // (kept as far as the host's own bounding set has it).
+    env.write_cfg(&name, "bcapabilities", "~SYS_CHROOT\nSYS_TIME\n");
+    env.run(&[&name, "start"]).ok();
+    let _stop = Stopper(&env, name.clone());
+    let init_pid = state(&env, &name)["init_pid"].as_i64().unwrap();
+    assert!(
+        leftovers(&env, &name)
+            .iter()
+            .any(|l| l.starts_with("monitor or broker")),
+        "leftovers() sees a running guest's monitor"
+    );
+
+    // uts: host name and NIS domain name.
+    assert_eq!(
+        env.exec(&name, &["cat", "/proc/sys/kernel/domainname"])
+            .ok()
+            .stdout,
+        "example.test\n"
+    );
+    // /tmp is a tmpfs (util-vserver's default fstab).
+    let mounts = env.exec(&name, &["cat", "/proc/mounts"]).ok().stdout;
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some("/tmp") && l.split(' ').nth(2) == Some("tmpfs")),
+        "{mounts}"
+    );
+    // /dev: exactly the minimal nodes (sockets are the guest's own:
+    // its syslogd makes /dev/log).
+    let dev = env
+        .exec(
+            &name,
+            &[
+                "sh",
+                "-c",
+                "for f in /dev/* /dev/.*; do [ -S $f ] || echo ${f#/dev/}; done",
+            ],
+        )
+        .ok()
+        .stdout
+        .replace(".\n..\n", "")
+        .replace("*\n", "");
+    assert_eq!(
+        dev.split_whitespace().collect::<Vec<_>>(),
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero"
+        ],
+        "{dev}"
+    );
+    // seccomp filter mode for the init and an exec'd process.
+    for who in ["1", "self"] {
+        let st = env
+            .exec(&name, &["cat", &format!("/proc/{who}/status")])
+            .ok()
+            .stdout;
+        assert!(st.lines().any(|l| l == "Seccomp:\t2"), "{who}: {st}");
+    }
+    // bcapabilities over the default: SYS_CHROOT (18) gone, SYS_TIME (25) in.
+    let host_bnd = cap_bnd(&fs::read_to_string("/proc/self/status").unwrap());
+    for who in ["1", "self"] {
+        let bnd = cap_bnd(
+            &env.exec(&name, &["cat", &format!("/proc/{who}/status")])
+                .ok()
+                .stdout,
+        );
+        assert_eq!(bnd & (1 << 18), 0, "{who}: {bnd:x}");
+        assert_eq!(bnd & (1 << 25), host_bnd & (1 << 25), "{who}: {bnd:x}");
+        assert_ne!(bnd & (1 << 0), 0, "{who}: CHOWN stays: {bnd:x}");
+    }
+    // rlimits/: in the init and in an exec'd process.
+    let limits = env.exec(&name, &["cat", "/proc/1/limits"]).ok().stdout;
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        nofile.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["250", "260"],
+        "{limits}"
+    );
+    assert_eq!(
+        env.exec(&name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
+            .ok()
+            .stdout,
+        "250\n260\n"
+    );
+    // Network: only lo. IPC and the other namespaces: not the host's.
+    let links = env.exec(&name, &["ls", "/sys/class/net"]).ok().stdout;
+    assert_eq!(links, "lo\n");
+    for ns in ["ipc", "net", "uts", "mnt", "pid", "cgroup"] {
+        let host = fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let inside = fs::read_link(format!("/proc/{init_pid}/ns/{ns}")).unwrap();
+        assert_ne!(host, inside, "{ns}");
+    }
+
+    // A tmpfs the guest mounts is nodev: a 1:3 node (allowed by the device
+    // filter) that the host puts there cannot be opened inside.
+    env.exec(
+        &name,
+        &["sh", "-c", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t"],
+    )
+    .ok();
+    // (As the guest's root, whose ids the guest's tmpfs can hold, with
+    // the host's CAP_MKNOD kept across the uid change.)
+    let guest_root = fs::read_to_string(format!("/proc/{init_pid}/uid_map"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u32>()
+        .unwrap();
+    // The directory is opened as the host's root (the way in through the
+    // init's /proc/PID/root needs that), the node made through the fd.
+    let node = format!("/proc/{init_pid}/root/mnt/t/null");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3< /proc/{init_pid}/root/mnt/t && exec setpriv --reuid={guest_root} \
+             --regid={guest_root} --clear-groups --inh-caps +mknod --ambient-caps +mknod \
+             mknod /proc/self/fd/3/null c 1 3"
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod {node}");
+    env.exec(&name, &["test", "-c", "/mnt/t/null"]).ok();
+    let r = env.exec(&name, &["sh", "-c", "echo x > /mnt/t/null"]);
+    assert_ne!(r.code, 0, "a node on the guest's own tmpfs opened: {r:#?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:#?}");
+    env.exec(&name, &["sh", "-c", "echo x > /dev/null"]).ok();
+    // A proc mount may succeed (it holds no device nodes); the host's
+    // masks stay on the guest's /proc.
+    let _ = env.exec(
+        &name,
+        &["sh", "-c", "mkdir -p /mnt/p && mount -t proc proc /mnt/p"],
+    );
+
+    // A real block device node (loop0), planted from the host in the
+    // guest's tree: mounting it fails.
+    let blk = env
+        .path(&format!("var/lib/vservers/{name}/root/loop0"))
+        .display()
+        .to_string();
+    let st = Command::new("mknod")
+        .args([&blk, "b", "7", "0"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod {blk}");
+    let r = env.exec(
+        &name,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /mnt/x && mount -t ext4 /root/loop0 /mnt/x",
+        ],
+    );
+    assert_ne!(r.code, 0, "{r:#?}");
+    let e = r.stderr.to_lowercase();
+    assert!(
+        e.contains("permission denied") || e.contains("not permitted"),
+        "{r:#?}"
+    );
+
+    // exec's helper is non-dumpable up to the exec: from the host, its
+    // /proc files belong to the host's root although it runs as the
+    // guest's root (the files of /proc/PID, not the directory, follow
+    // dumpability); the exec'd command is dumpable again (its own uid).
+    let mut child = env.command(&[&name, "exec", "sleep", "3"]).spawn().unwrap();
+    let mut sleeper = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeper.is_none() && Instant::now() < deadline {
+        sleeper = fs::read_dir("/proc").unwrap().flatten().find_map(|p| {
+            let cmd = fs::read(p.path().join("cmdline")).ok()?;
+            let ns = fs::read_link(p.path().join("ns/pid")).ok()?;
+            (cmd == b"sleep\x003\x00"
+                && ns == fs::read_link(format!("/proc/{init_pid}/ns/pid")).ok()?)
+            .then(|| p.path())
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sleeper = sleeper.expect("the exec'd sleep");
+    let status = fs::read_to_string(sleeper.join("status")).unwrap();
+    let ppid: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let helper = Path::new("/proc").join(ppid.to_string());
+    let helper_uid = fs::read_to_string(helper.join("status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap();
+    assert_eq!(
+        helper_uid, guest_root,
+        "the helper runs as the guest's root"
+    );
+    assert_eq!(
+        fs::metadata(helper.join("environ")).unwrap().uid(),
+        0,
+        "the helper is dumpable"
+    );
+    assert_eq!(
+        fs::metadata(sleeper.join("environ")).unwrap().uid(),
+        guest_root,
+        "the exec'd command is not dumpable"
+    );
+    assert!(child.wait().unwrap().success());
+
+    env.run(&[&name, "stop"]).ok();
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
 }
