@@ -245,7 +245,7 @@ fn halt_and_reboot_inside_run_the_hooks_of_stop_and_restart() {
     // The end of `run`: its instance stops, with the hooks around it (the
     // stop hooks after post-start, however soon the command ends).
     env.run(&[&name, "run", "--", "/bin/true"]).ok();
-    assert_eq!(read(), lines(&all.iter().copied().collect::<Vec<_>>()));
+    assert_eq!(read(), lines(&all));
 }
 
 #[test]

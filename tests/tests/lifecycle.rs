@@ -536,15 +536,12 @@ fn start_twice_and_fifty_cycles_leak_nothing() {
 /// The topmost mount at `point` in a mountinfo text: (per-mount options,
 /// fstype, super options).
 fn mount_at<'a>(mountinfo: &'a str, point: &str) -> Option<(&'a str, &'a str, &'a str)> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let f: Vec<&str> = pre.split(' ').collect();
-            let p: Vec<&str> = post.split(' ').collect();
-            (f.get(4) == Some(&point)).then(|| (f[5], p[0], *p.get(2).unwrap_or(&"")))
-        })
-        .last()
+    mountinfo.lines().rev().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let f: Vec<&str> = pre.split(' ').collect();
+        let p: Vec<&str> = post.split(' ').collect();
+        (f.get(4) == Some(&point)).then(|| (f[5], p[0], *p.get(2).unwrap_or(&"")))
+    })
 }
 
 #[test]

@@ -428,7 +428,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             addresses: added.clone(),
             private_if: plan.private_net.as_ref().map(|n| n.host_if.clone()),
             mode: crate::start::monitor_args(name, &mode).split_off(2),
-            exec: Some(plan.record()),
+            exec: Some(Box::new(plan.record())),
         };
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);

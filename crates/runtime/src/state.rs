@@ -43,7 +43,7 @@ pub struct RunState {
     /// What its processes got (namespaces, limits, filter), for `exec`
     /// whatever the configuration says now.
     #[serde(default)]
-    pub exec: Option<crate::plan::Recorded>,
+    pub exec: Option<Box<crate::plan::Recorded>>,
 }
 
 impl RunState {
