@@ -250,6 +250,12 @@ fn reboot_inside_restarts_and_halt_stops() {
         env.exec(&name, &["cat", "/proc/1/comm"]).ok().stdout,
         "init\n"
     );
+    // It stays: the same init a moment later.
+    let second = state(&env, &name)["init_pid"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env.run(&[&name, "running"]).code, 0);
+    assert_eq!(state(&env, &name)["init_pid"].as_i64().unwrap(), second);
+    assert!(Path::new(&format!("/proc/{second}")).exists());
     let _ = env.exec(&name, &["halt", "-f"]);
     wait_for("the guest to stop", Duration::from_secs(10), || {
         env.run(&[&name, "status"]).code == 3
@@ -912,4 +918,49 @@ fn what_a_guest_sees_of_itself() {
 
     env.run(&[&name, "stop"]).ok();
     assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+}
+
+#[test]
+fn restart_condrestart_and_rescue() {
+    let env = Env::new();
+    let name = guest(&env, "rst", &[]);
+    // condrestart of a stopped guest: nothing happens.
+    env.run(&[&name, "condrestart"]).ok();
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    // restart of a stopped guest starts it.
+    env.run(&[&name, "restart"]).ok();
+    let _stop = Stopper(&env, name.clone());
+    let first = state(&env, &name)["init_pid"].as_i64().unwrap();
+    // restart and condrestart of a running guest: a new init each time.
+    env.run(&[&name, "restart"]).ok();
+    let second = state(&env, &name)["init_pid"].as_i64().unwrap();
+    assert_ne!(first, second);
+    env.run(&[&name, "condrestart"]).ok();
+    let third = state(&env, &name)["init_pid"].as_i64().unwrap();
+    assert_ne!(second, third);
+    assert_eq!(env.run(&[&name, "status"]).code, 0);
+    assert!(!Path::new(&format!("/proc/{first}")).exists());
+    env.run(&[&name, "stop"]).ok();
+    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+
+    // start --rescue CMD: the command instead of the init style; the
+    // guest ends with it.
+    env.run(&[
+        &name,
+        "start",
+        "--rescue",
+        "/bin/sh",
+        "-c",
+        "sleep 1; exit 0",
+    ])
+    .ok();
+    let ps = env.exec(&name, &["ps", "-o", "args"]).ok().stdout;
+    assert!(ps.contains("sleep 1"), "{ps}");
+    assert!(!ps.contains("rc 3"), "{ps}");
+    wait_for("the rescue command to end", Duration::from_secs(10), || {
+        env.run(&[&name, "status"]).code == 3
+    });
+    wait_for("no leftovers", Duration::from_secs(10), || {
+        leftovers(&env, &name).is_empty()
+    });
 }
