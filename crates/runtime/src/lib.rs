@@ -20,6 +20,7 @@ pub mod net;
 pub mod plan;
 pub mod procs;
 pub mod reaper;
+pub mod sequence;
 pub mod setup;
 pub mod start;
 pub mod state;
