@@ -319,6 +319,12 @@ fn pause_stops_the_guest_and_resume_lets_it_go_on() {
 fn bad_limit_values_fail_the_start_naming_the_file() {
     let env = Env::new();
     let name = guest(&env, "badl", "4608");
+    // VIRT_MEM (on for new guests) would start lxcfs: a bad value must
+    // fail before that.
+    let cflags =
+        fs::read_to_string(env.path(&format!("etc/vservers/{name}/cflags"))).unwrap_or_default();
+    assert!(!cflags.contains("~virt_mem"), "{cflags}");
+    let lxcfs = env.path("var/lib/vservers/.lxcfs");
     for (file, value, needle) in [
         ("rlimits/rss", "-5", "rlimits/rss: invalid value '-5'"),
         ("sched/interval", "0", "sched/interval: invalid value '0'"),
@@ -328,10 +334,28 @@ fn bad_limit_values_fail_the_start_naming_the_file() {
         let r = env.run(&[&name, "start"]);
         assert_ne!(r.code, 0, "{file}");
         assert!(r.stderr.contains(needle), "{file}: {r:#?}");
+        assert_eq!(r.errors().len(), 1, "{file}: one line: {r:#?}");
         // (`status` reads the configuration and fails on it too.)
         assert_eq!(env.run(&[&name, "running"]).code, 1);
-        let leftover = std::path::Path::new("/sys/fs/cgroup/pids/vserver").join(&name);
-        assert!(!leftover.exists(), "{file}: cgroup left behind");
+        // Nothing in any hierarchy the guest would have used.
+        for d in guest_cgroup_dirs(&name) {
+            assert!(!d.exists(), "{file}: {} left behind", d.display());
+        }
+        // No lxcfs started for it: no pid file, nothing mounted there.
+        assert!(
+            !lxcfs.with_extension("pid").exists(),
+            "{file}: lxcfs started"
+        );
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&format!(" {} ", lxcfs.display())),
+            "{file}: lxcfs mounted"
+        );
+        assert!(
+            !env.path(&format!("run/vservers/{name}/state.json"))
+                .exists(),
+            "{file}: state written"
+        );
         fs::remove_file(env.path(&format!("etc/vservers/{name}/{file}"))).unwrap();
     }
 }
