@@ -803,6 +803,8 @@ fn all_limits_read_back() {
     let l = Limits {
         memory_max: Some(Limit::Value(256 * MIB)),
         memory_soft: Some(Limit::Value(128 * MIB)),
+        // (No minimum on this host's v1 memory controller.)
+        memory_low: None,
         memory_swap_max: Some(Limit::Value(512 * MIB)),
         pids_max: Some(Limit::Value(100)),
         cpu_max: Some((50_000, 100_000)),
@@ -822,6 +824,7 @@ fn all_limits_read_back() {
             CurrentLimits {
                 memory_max: l.memory_max,
                 memory_soft: l.memory_soft,
+                memory_low: None,
                 memory_swap_max: l.memory_swap_max,
                 pids_max: l.pids_max,
                 cpu_quota_us: Some(Limit::Value(50_000)),

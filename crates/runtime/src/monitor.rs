@@ -252,6 +252,12 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     };
+    // What only the host can judge (cpuset members), before lxcfs or the
+    // cgroups exist: a bad value changes nothing.
+    if let Err(e) = crate::limits::check(&spec) {
+        fail(&mut report, &e);
+        return 1;
+    }
     let mut plan = Plan::new(&spec, &mode);
     // `run`: the caller's stdio (start.rs), for the init to hand on; kept
     // from everything else the monitor starts (lxcfs, ip).
@@ -300,7 +306,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     };
-    match crate::limits::check(&spec).and_then(|()| crate::limits::apply(&cgroup, &spec)) {
+    match crate::limits::apply(&cgroup, &spec) {
         Ok(unsupported) => {
             for u in &unsupported {
                 log(&format!("warning: {u}"));
