@@ -621,6 +621,15 @@ fn proc_and_sys_are_masked_and_read_only() {
         assert_ne!(r.code, 0, "{prefix}: {r:#?}");
         assert!(r.stderr.contains("Read-only"), "{prefix}: {r:#?}");
         assert_eq!(env.exec(&name, &["hostname"]).ok().stdout, "guesthost\n");
+        if extra.contains(&"--privileged") {
+            // Without CAP_SYS_ADMIN the masks stay. (A user-namespace
+            // guest's root may unmount them: they are its own mount
+            // namespace's; the files below stay the host root's, which it
+            // cannot write.)
+            let r = env.exec(&name, &["umount", "/proc/keys"]);
+            assert_ne!(r.code, 0, "{r:#?}");
+            assert_eq!(env.exec(&name, &["cat", "/proc/keys"]).ok().stdout, "");
+        }
         env.run(&[&name, "stop"]).ok();
     }
 }
