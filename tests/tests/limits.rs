@@ -742,7 +742,7 @@ fn vlimit_minimum_and_as_on_a_running_guest() {
     let env = Env::new();
     let name = guest(&env, "vlm", "4612");
     env.run(&[&name, "start"]).ok();
-    let _s = Stopper(&env, name.clone());
+    let stopper = Stopper(&env, name.clone());
     // -M: memory.low on cgroup2; this host's memory controller is v1,
     // which has no minimum: said so, by name.
     let r = env.run(&[&name, "limit", "-M", "--rss", "1000"]);
@@ -771,6 +771,22 @@ fn vlimit_minimum_and_as_on_a_running_guest() {
     );
     // (An exec'd process takes the configuration's limits, as at start:
     // `--persist` makes the change reach those too.)
+    if !v2_memory {
+        // A configured minimum the host cannot give fails the start.
+        drop(stopper);
+        env.write_cfg(&name, "rlimits/rss.min", "1000\n");
+        let r = env.run(&[&name, "start"]);
+        assert_ne!(r.code, 0);
+        let file = env.path(&format!("etc/vservers/{name}/rlimits/rss"));
+        assert!(
+            r.stderr.contains(&format!(
+                "{}: cannot apply the memory guaranteed minimum: ",
+                file.display()
+            )),
+            "{r:#?}"
+        );
+        assert_eq!(env.run(&[&name, "running"]).code, 1);
+    }
 }
 
 /// Every other file of `rlimits/`, `nice`, `sched/` and `cpuset/` reaches
