@@ -311,6 +311,23 @@ fn template_guest_keeps_owners_modes_and_links() {
         .arg(tree.join("etc/owned"))
         .status()
         .unwrap();
+    // A user.* xattr, unless this file system refuses them.
+    let xattr_ok = match rustix::fs::setxattr(
+        tree.join("etc/owned"),
+        "user.vserver.test",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::NOTSUP) => {
+            eprintln!(
+                "SKIPPED the xattr check only: {} refuses user.* xattrs",
+                tree.display()
+            );
+            false
+        }
+        Err(e) => panic!("setxattr: {e}"),
+    };
     let archive = env.path("guest.tar.zst");
     tar_of(&tree, &archive, "zstd");
 
@@ -336,6 +353,12 @@ fn template_guest_keeps_owners_modes_and_links() {
         m.ino(),
         fs::metadata(root.join("etc/owned-link")).unwrap().ino()
     );
+    if xattr_ok {
+        let mut buf = [0u8; 64];
+        let n = rustix::fs::getxattr(root.join("etc/owned"), "user.vserver.test", &mut buf)
+            .expect("the user.* xattr came through the archive");
+        assert_eq!(&buf[..n], b"kept");
+    }
     assert_eq!(
         chroot(&root, &["/bin/sh", "-c", "echo ok"]).ok().stdout,
         "ok\n"
