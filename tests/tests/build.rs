@@ -494,6 +494,47 @@ fn build_options_write_their_files() {
 }
 
 #[test]
+fn cpuset_options_write_cpuset_files() {
+    let env = Env::new();
+    let (a, b) = (unique("cpus"), unique("cpus"));
+    env.run(&[
+        &a,
+        "build",
+        "-m",
+        "skeleton",
+        "--cpuset",
+        "web",
+        "--cpusetcpus",
+        "0:1",
+        "--cpusetmems",
+        "0",
+        "--cpusetvirt",
+    ])
+    .ok();
+    env.run(&[&b, "build", "-m", "skeleton", "--cpusetmems", "0:1"])
+        .ok();
+    let cfg = |n: &str, f: &str| format!("etc/vservers/{n}/cpuset/{f}");
+    assert_eq!(read(&env, &cfg(&a, "name")), "web\n");
+    assert_eq!(read(&env, &cfg(&a, "cpus")), "0\n");
+    assert_eq!(read(&env, &cfg(&a, "mems")), "0\n");
+    assert_eq!(read(&env, &cfg(&a, "cpu_exclusive")), "1\n");
+    assert!(!env.path(&cfg(&a, "mem_exclusive")).exists());
+    assert!(env.path(&cfg(&a, "virtualized")).exists());
+    assert_eq!(read(&env, &cfg(&b, "mems")), "0\n");
+    assert_eq!(read(&env, &cfg(&b, "mem_exclusive")), "1\n");
+    for f in ["name", "cpus", "cpu_exclusive", "virtualized"] {
+        assert!(!env.path(&cfg(&b, f)).exists(), "{f}");
+    }
+    // Without the options there is no cpuset directory.
+    let c = unique("cpus");
+    env.run(&[&c, "build", "-m", "skeleton"]).ok();
+    assert!(!env.path(&format!("etc/vservers/{c}/cpuset")).exists());
+    for n in [&a, &b, &c] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+#[test]
 fn root_option_works_instead_of_vserver_root() {
     let env = Env::new();
     let other = tempfile::tempdir().unwrap();
