@@ -80,7 +80,7 @@ EOF
 gcc -O2 -static -Wall -o "$TBL" "$W/tbload.c" || die "gcc -static failed (libc6-dev installed?)"
 
 log "building guest $G"
-"$VS" "$G" build -m busybox --flags ~virt_mem >"$W/out" 2>&1 || { cat "$W/out" >&2; die "build of $G failed"; }
+"$VS" "$G" build -m busybox --flags ~virt_mem,sched_hard >"$W/out" 2>&1 || { cat "$W/out" >&2; die "build of $G failed"; }
 cp "$TBL" "$GROOT/bin/tbload"
 mkdir -p "$GCFG/apps/init" "$GCFG/sched"
 echo cmd > "$GCFG/apps/init/style"
@@ -194,7 +194,7 @@ chunks() {
 
 section "CPU token bucket"
 cat <<EOF
-$(cmdline): a busybox guest (\`-m busybox --flags ~virt_mem\`, init style \`cmd\`)
+$(cmdline): a busybox guest (\`-m busybox --flags ~virt_mem,sched_hard\`, init style \`cmd\`)
 whose only process besides its init is a static C spin loop, started with
 \`sched/fill-rate\` / \`sched/interval\` set to each share below (the quota is
 fill-rate/interval of one CPU per 100 ms period; \`sched/tokens-max\` N is a

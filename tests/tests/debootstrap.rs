@@ -21,7 +21,7 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
         "-d",
         "bookworm",
         "--include",
-        "systemd-sysv",
+        "systemd-sysv,procps",
     ]);
     assert_eq!(r.code, 0, "{r:#?}");
     // Progress was shown while it ran.
@@ -45,6 +45,9 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
     assert_eq!(out.stdout, "install ok installed");
     // A minbase tree has no init scripts: the sysv style's reaper alone keeps
     // the guest up, and apt works inside as the guest's root.
+    // VIRT_MEM (on for new guests) with an rss soft limit of 65536 pages:
+    // procps' `free -m` inside shows 256 MiB in all.
+    env.write_cfg(&name, "rlimits/rss.soft", "65536\n");
     env.run(&[&name, "start"]).ok();
     let r = env.run(&[
         &name,
@@ -53,9 +56,17 @@ fn debootstrap_builds_a_bookworm_minbase_guest() {
         "-c",
         "id -u; hostname; apt-get --version | head -1",
     ]);
+    let free = env.run(&[&name, "exec", "free", "-m"]);
     let _ = env.run(&[&name, "stop"]);
     let r = r.ok();
     assert!(r.stdout.starts_with("0\ndeb\napt "), "{}", r.stdout);
+    let free = free.ok().stdout;
+    let total = free
+        .lines()
+        .find(|l| l.starts_with("Mem:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no Mem: line in {free}"));
+    assert_eq!(total, "256", "{free}");
 
     // The plain style: systemd as pid 1, unprivileged, reaches "running"
     // (own cgroup namespace, delegated cgroup2 and name=systemd cgroups,

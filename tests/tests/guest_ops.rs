@@ -182,6 +182,72 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
     );
 }
 
+/// Waits until `f` holds, at most `limit`.
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn halt_and_reboot_inside_run_the_hooks_of_stop_and_restart() {
+    let env = Env::new();
+    let name = guest(&env, "vsh", &[]);
+    let log = env.path("vshelper-hooks.log");
+    let all = [
+        "prepre-start",
+        "pre-start",
+        "post-start",
+        "pre-stop",
+        "post-stop",
+        "postpost-stop",
+    ];
+    for hook in all {
+        env.write_cfg(
+            &name,
+            &format!("scripts/{hook}.d/50-mark"),
+            &format!("echo \"$1 $2\" >> {}\n", log.display()),
+        );
+    }
+    let lines =
+        |hooks: &[&str]| -> String { hooks.iter().map(|h| format!("{h} {name}\n")).collect() };
+    let start_hooks = &all[..3];
+    let stop_hooks = &all[3..];
+    let read = || fs::read_to_string(&log).unwrap_or_default();
+    env.run(&[&name, "start"]).ok();
+    let _s = Stopper(&env, name.clone());
+    // The .d hooks on the success path, with util-vserver's arguments.
+    assert_eq!(read(), lines(start_hooks));
+    fs::remove_file(&log).unwrap();
+    // reboot: vshelper's `vserver NAME restart`: stop hooks, then start hooks.
+    let _ = env.exec(&name, &["reboot", "-f"]);
+    let want = lines(
+        &all[3..]
+            .iter()
+            .chain(&all[..3])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    wait_for("the restart hooks", Duration::from_secs(10), || {
+        read() == want
+    });
+    assert_eq!(env.run(&[&name, "status"]).code, 0);
+    fs::remove_file(&log).unwrap();
+    // halt: `vserver NAME stop`.
+    let _ = env.exec(&name, &["halt", "-f"]);
+    wait_for("the stop hooks", Duration::from_secs(10), || {
+        read() == lines(stop_hooks)
+    });
+    assert_eq!(env.run(&[&name, "status"]).code, 3);
+    fs::remove_file(&log).unwrap();
+    // The end of `run`: its instance stops, with the hooks around it (the
+    // stop hooks after post-start, however soon the command ends).
+    env.run(&[&name, "run", "--", "/bin/true"]).ok();
+    assert_eq!(read(), lines(&all));
+}
+
 #[test]
 fn private_guests_refuse_exec_and_enter() {
     let env = Env::new();
@@ -355,6 +421,8 @@ fn the_device_filter_refuses_nodes_outside_the_guest_dev() {
 fn exec_goes_through_the_broker_and_still_works_without_it() {
     let env = Env::new();
     let name = guest(&env, "brk", &[]);
+    env.write_cfg(&name, "ulimits/nofile.soft", "200\n");
+    env.write_cfg(&name, "ulimits/nofile.hard", "300\n");
     env.run(&[&name, "start"]).ok();
     let _s = Stopper(&env, name.clone());
     let state: serde_json::Value = serde_json::from_str(
@@ -404,4 +472,59 @@ fn exec_goes_through_the_broker_and_still_works_without_it() {
     }
     let r = env.run_with_input(&[&name, "exec", "sh", "-c", "cat; exit 4"], "again\n");
     assert_eq!((r.code, r.stdout.as_str()), (4, "again\n"), "{r:#?}");
+    // The direct way gives what the guest was started with, not what the
+    // configuration says since.
+    env.write_cfg(&name, "ulimits/nofile.soft", "100\n");
+    env.write_cfg(&name, "ulimits/nofile.hard", "150\n");
+    let lim = env
+        .exec(&name, &["sh", "-c", "ulimit -n; ulimit -Hn"])
+        .ok()
+        .stdout;
+    assert_eq!(lim, "200\n300\n");
+}
+
+/// The CapBnd bits of `status` text (a /proc/PID/status).
+fn cap_bnd(status: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap_or_else(|| panic!("no CapBnd in {status}"));
+    u64::from_str_radix(line[7..].trim(), 16).unwrap()
+}
+
+#[test]
+fn ccap_set_rlimit_decides_cap_sys_resource_of_a_privileged_guest() {
+    const SYS_RESOURCE: u64 = 1 << 24;
+    let env = Env::new();
+    let without = guest(&env, "rlno", &["--privileged"]);
+    let with = guest(&env, "rlyes", &["--privileged"]);
+    for n in [&without, &with] {
+        env.write_cfg(n, "bcapabilities", "SYS_RESOURCE\n");
+    }
+    env.write_cfg(&with, "ccapabilities", "SET_RLIMIT\n");
+    for n in [&without, &with] {
+        env.run(&[n, "start"]).ok();
+    }
+    let _a = Stopper(&env, without.clone());
+    let _b = Stopper(&env, with.clone());
+    // Without the ccap: gone from the guest's bounding set, though
+    // bcapabilities names it (init and an exec'd process).
+    for who in ["1", "self"] {
+        let st = env
+            .exec(&without, &["cat", &format!("/proc/{who}/status")])
+            .ok()
+            .stdout;
+        assert_eq!(cap_bnd(&st) & SYS_RESOURCE, 0, "{who}: {st}");
+    }
+    // With it: kept as far as the caller has it (this machine's root lacks
+    // CAP_SYS_RESOURCE itself, so here both are 0; on a host whose root
+    // has it, the guest keeps it).
+    let host = cap_bnd(&fs::read_to_string("/proc/self/status").unwrap()) & SYS_RESOURCE;
+    for who in ["1", "self"] {
+        let st = env
+            .exec(&with, &["cat", &format!("/proc/{who}/status")])
+            .ok()
+            .stdout;
+        assert_eq!(cap_bnd(&st) & SYS_RESOURCE, host, "{who}: {st}");
+    }
 }

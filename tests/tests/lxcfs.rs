@@ -8,8 +8,10 @@
 //!   lxcfs `meminfo` bound over `/proc/meminfo` (in its own mount
 //!   namespace, `unshare -m`) sees 256 MiB in `free -m`;
 //! - lxcfs 5.0.3 shows the hard limit (`memory.limit_in_bytes`), never the
-//!   soft one (`memory.soft_limit_in_bytes`): the guest's `rss` hard limit
-//!   is what `free` inside shows.
+//!   soft one (`memory.soft_limit_in_bytes`): that is why a guest's
+//!   `/proc/meminfo` is served by its monitor instead (the rss soft limit
+//!   as the size, util-vserver's promise), checked through the binary in
+//!   [`a_virt_mem_guest_shows_its_memory_limit_in_meminfo`].
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -177,14 +179,40 @@ fn free_inside_shows_the_memory_cgroup_hard_limit() {
     );
 }
 
+/// The processes whose parent is `ppid` and whose name starts `prefix`.
+fn children_named(ppid: i32, prefix: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let parent = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if parent == Some(ppid) && comm.starts_with(prefix) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// The "Done when" through the `vserver` binary: the monitor
-/// starts lxcfs and the init side binds its files over the guest's /proc.
+/// starts lxcfs and the init side binds its files over the guest's /proc;
+/// `/proc/meminfo` is the monitor's own (crates/runtime/src/memfs.rs),
+/// which shows the rss **soft** limit as the memory size, as util-vserver
+/// promised, and follows `vlimit` at once.
 ///
-/// A busybox guest's `free` takes the total from sysinfo(2), which lxcfs
-/// cannot change (its "available" column does come from `/proc/meminfo`);
-/// procps' `free` in Debian guests reads `/proc/meminfo`, as in
-/// [`free_inside_shows_the_memory_cgroup_hard_limit`]. So this checks the
-/// file.
+/// A busybox guest's `free` takes the total from sysinfo(2), which no file
+/// can change (its "available" column does come from `/proc/meminfo`);
+/// procps' `free` reads `/proc/meminfo` (the debootstrap test checks it in
+/// a Debian guest). So this checks the file, read with busybox `cat`
+/// (sendfile: it trusts the file's size).
 #[test]
 fn a_virt_mem_guest_shows_its_memory_limit_in_meminfo() {
     let env = Env::new();
@@ -194,8 +222,10 @@ fn a_virt_mem_guest_shows_its_memory_limit_in_meminfo() {
     let cflags = fs::read_to_string(cfg.join("cflags")).unwrap_or_default();
     fs::write(cfg.join("cflags"), format!("{cflags}virt_mem\n")).unwrap();
     fs::create_dir_all(cfg.join("rlimits")).unwrap();
-    // lxcfs shows the hard limit: 65536 pages of 4 KiB.
-    fs::write(cfg.join("rlimits/rss.hard"), "65536\n").unwrap();
+    // Soft 65536 pages of 4 KiB (256 MiB) under a hard 512 MiB: the soft
+    // limit is the size the guest sees.
+    fs::write(cfg.join("rlimits/rss.soft"), "65536\n").unwrap();
+    fs::write(cfg.join("rlimits/rss.hard"), "131072\n").unwrap();
     let lxcfs_dir = env.path("var/lib/vservers/.lxcfs");
     struct StopAll<'a>(&'a Env, String, PathBuf);
     impl Drop for StopAll<'_> {
@@ -219,23 +249,46 @@ fn a_virt_mem_guest_shows_its_memory_limit_in_meminfo() {
         "{}",
         meminfo.stdout
     );
+    // Every host line is there, in the host's layout (same length).
+    let host = fs::read_to_string("/proc/meminfo").unwrap();
+    let keys = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split(':').next().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&meminfo.stdout), keys(&host));
+    // A soft limit changed from the host shows at once.
+    env.run(&[&name, "limit", "-S", "--rss", "32768"]).ok();
+    let after = env
+        .run(&[&name, "exec", "head", "-1", "/proc/meminfo"])
+        .ok();
+    assert_eq!(after.stdout, "MemTotal:         131072 kB\n");
     let mounts = env
         .run(&[&name, "exec", "cat", "/proc/self/mountinfo"])
         .ok()
         .stdout;
-    for f in [
-        "meminfo",
-        "cpuinfo",
-        "stat",
-        "loadavg",
-        "swaps",
-        "diskstats",
-    ] {
-        assert!(
-            mounts.contains(&format!(" /proc/{f} /proc/{f} ro,")),
-            "/proc/{f} is not lxcfs's: {mounts}"
-        );
+    let fstype = |f: &str| -> String {
+        let line = mounts
+            .lines()
+            .find(|l| {
+                let v: Vec<&str> = l.split_whitespace().collect();
+                v.get(4) == Some(&format!("/proc/{f}").as_str())
+                    && v.get(5).is_some_and(|o| o.starts_with("ro,"))
+            })
+            .unwrap_or_else(|| panic!("/proc/{f} is not bound: {mounts}"));
+        let (_, after) = line.split_once(" - ").unwrap();
+        after.split_whitespace().next().unwrap().to_owned()
+    };
+    assert_eq!(fstype("meminfo"), "fuse.vserver", "{mounts}");
+    for f in ["cpuinfo", "stat", "loadavg", "swaps", "diskstats"] {
+        assert_eq!(fstype(f), "fuse.lxcfs", "{mounts}");
     }
+    // One meminfo mount only (not stacked on lxcfs's).
+    let on_meminfo = mounts
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("/proc/meminfo"))
+        .count();
+    assert_eq!(on_meminfo, 1, "{mounts}");
     assert!(!mounts.contains(" /proc/uptime /proc/uptime "), "{mounts}");
     assert!(
         lxcfs_mounts()
@@ -243,6 +296,25 @@ fn a_virt_mem_guest_shows_its_memory_limit_in_meminfo() {
             .any(|l| l.contains(lxcfs_dir.to_str().unwrap())),
         "the shared instance serves {}",
         lxcfs_dir.display()
+    );
+    // The meminfo server is the monitor's child, and ends with the guest.
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    let servers = children_named(monitor, "meminfo:");
+    assert_eq!(
+        servers.len(),
+        1,
+        "one meminfo server under monitor {monitor}"
+    );
+    env.run(&[&name, "stop"]).ok();
+    let gone = Path::new("/proc").join(servers[0].to_string());
+    assert!(
+        !gone.exists(),
+        "meminfo server {} outlived stop",
+        servers[0]
     );
 }
 

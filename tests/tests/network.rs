@@ -29,7 +29,16 @@ fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
         .iter()
         .map(|g| format!("$VS {g} stop >/dev/null 2>&1; "))
         .collect();
-    let full = format!("set -u; trap '{stops}' EXIT; ip link set lo up\n{script}");
+    // Each waits at most 10 s: `ready FILE` until a server made FILE;
+    // `listening PORT [NSENTER...]` until a TCP socket listens on PORT;
+    // `own_netns PID` until PID is in a network namespace of its own.
+    let full = format!(
+        "set -u; trap '{stops}' EXIT; ip link set lo up\n\
+         ready() {{ i=0; while [ ! -e \"$1\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+         listening() {{ i=0; while ! ${{2:-}} ss -Hltn \"sport = :$1\" | grep -q . && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+         own_netns() {{ i=0; while [ \"$(readlink /proc/$1/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+         {script}"
+    );
     let out = Command::new("unshare")
         .args(["-n", "sh", "-c", &full])
         .current_dir(env.root())
@@ -92,8 +101,9 @@ $VS $A exec httpd -f -p 127.0.0.5:8081 -h /www; echo "bindHost $?"
 python3 -c '
 import socket,sys
 s=socket.socket(); s.bind(("127.0.9.9",7000)); s.listen(1); s.settimeout(10)
+open("ready7000","w").close()
 c,addr=s.accept(); print("peer", addr[0]); sys.stdout.flush()' > peer.txt &
-sleep 0.3
+ready ready7000
 $VS $A exec sh -c 'echo hi | nc 127.0.9.9 7000' >/dev/null 2>&1
 wait; cat peer.txt
 # A's localhost server: reachable inside A, not from B.
@@ -106,21 +116,22 @@ echo "lbB-nc $(printf 'GET /index.html HTTP/1.0\r\n\r\n' | $VS $B exec nc -w 2 1
 # Abstract unix sockets of the host are out of reach.
 python3 -c '
 import socket,time
-s=socket.socket(socket.AF_UNIX); s.bind("\0vserver-test-abstract"); s.listen(1); time.sleep(3)' &
-sleep 0.3
+s=socket.socket(socket.AF_UNIX); s.bind("\0vserver-test-abstract"); s.listen(1); open("readyunix","w").close(); time.sleep(3)' &
+ready readyunix
 echo "unix $($VS $A exec /bin/unixconnect @vserver-test-abstract)"
 kill %1 2>/dev/null
 # Traffic counters: A sends 100000 bytes to a host server.
 python3 -c '
 import socket
 s=socket.socket(); s.bind(("127.0.9.9",7001)); s.listen(1); s.settimeout(10)
+open("ready7001","w").close()
 c,_=s.accept(); n=0
 while n < 100000:
     d=c.recv(65536)
     if not d: break
     n+=len(d)
 print("got", n)' > got.txt &
-sleep 0.3
+ready ready7001
 head -c 100000 /dev/zero | $VS $A exec nc -w 2 127.0.9.9 7001 >/dev/null 2>&1
 wait; cat got.txt
 net() {{ $VS $1 stats --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["network"]; print(n["tx_bytes"], n["tx_packets"], n["rx_bytes"], n["rx_packets"])'; }}
@@ -234,7 +245,7 @@ fn private_mode_gives_a_guest_its_own_stack_behind_a_bridge_with_nat() {
 G={g}
 # The "WAN": another namespace of this test, reachable from ours only.
 unshare -n sleep 60 & WAN=$!
-sleep 0.2
+own_netns $WAN
 ip link add up0 type veth peer name wan0 netns $WAN
 ip addr add 192.168.77.1/24 dev up0; ip link set up0 up
 nsenter --net=/proc/$WAN/ns/net sh -c 'ip link set lo up; ip addr add 192.168.77.2/24 dev wan0; ip link set wan0 up'
@@ -242,7 +253,7 @@ nsenter --net=/proc/$WAN/ns/net python3 -m http.server -b 192.168.77.2 8001 >/de
 ip link add vsbr0 type bridge; ip addr add 10.88.0.1/24 dev vsbr0; ip link set vsbr0 up
 sysctl -qw net.ipv4.ip_forward=1
 python3 -m http.server -b 10.88.0.1 8000 >/dev/null 2>&1 &
-sleep 0.5
+listening 8000; listening 8001 "nsenter --net=/proc/$WAN/ns/net"
 $VS $G start || exit 93
 echo "links $($VS $G exec ip -o link | awk -F': ' '{{print $2}}' | cut -d@ -f1 | sort | tr '\n' ' ')"
 echo "bridge $(printf 'GET / HTTP/1.0\r\n\r\n' | $VS $G exec nc -w 3 10.88.0.1 8000 | head -1 | cut -d' ' -f2)"
@@ -344,7 +355,7 @@ G={g}
 ip addr add 10.90.0.1/32 dev lo; ip addr add fd00:90::1/128 dev lo nodad
 python3 -m http.server -b 10.90.0.1 8000 >/dev/null 2>&1 &
 python3 -m http.server -b fd00:90::1 8001 >/dev/null 2>&1 &
-sleep 0.5
+listening 8000; listening 8001
 $VS $G start || exit 94
 $VS $G exec httpd -p 8080 -h /www
 sleep 0.3

@@ -116,6 +116,12 @@ fn v1_files(controller: &str) -> &'static [(&'static str, &'static str)] {
         // CFQ's blkio.weight is gone since Linux 5.0; BFQ's is what exists.
         "blkio" => &[("blkio.bfq.weight", "100\n")],
         "freezer" => &[("freezer.state", "THAWED\n")],
+        // A new cgroup inherits its parent's list (the root's allows all).
+        "devices" => &[
+            ("devices.allow", ""),
+            ("devices.deny", ""),
+            ("devices.list", "a *:* rwm\n"),
+        ],
         _ => &[],
     }
 }
@@ -184,8 +190,18 @@ pub(crate) fn populate_v1(dir: &Path, hierarchy_root: &Path) -> std::io::Result<
 /// A write of `data` to `dir/cgroup.subtree_control`: `+NAME` enables (it
 /// must be listed in `dir/cgroup.controllers`, else `ENOENT` as from the
 /// kernel), `-NAME` disables; enabling adds the controller's files to every
-/// child cgroup.
-pub(crate) fn write_subtree_control(dir: &Path, data: &str) -> std::io::Result<()> {
+/// child cgroup. Enabling in a cgroup that is not the hierarchy's root
+/// (`is_root`) and has processes of its own fails with `EBUSY`, as the
+/// kernel's no-internal-processes rule has it (cgroup-v2.rst, "No Internal
+/// Process Constraint").
+pub(crate) fn write_subtree_control(dir: &Path, data: &str, is_root: bool) -> std::io::Result<()> {
+    let enabling = data.split_whitespace().any(|t| t.starts_with('+'));
+    let has_procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| !t.trim().is_empty())
+        .unwrap_or(false);
+    if enabling && !is_root && has_procs {
+        return Err(std::io::Error::from_raw_os_error(libc::EBUSY));
+    }
     let available = read_words(&dir.join("cgroup.controllers"));
     let path = dir.join("cgroup.subtree_control");
     let mut enabled = read_words(&path);
@@ -324,6 +340,8 @@ mod tests {
                 ]
                 .map(Hierarchy::V1),
             )
+            // Legacy only: no cgroup2, so no BPF device filter.
+            .chain((layout == Layout::Legacy).then_some(Hierarchy::V1(V1Controller::Devices)))
             .collect();
             assert_eq!(g.hierarchies(), want);
             g.join(42).unwrap();
@@ -392,6 +410,44 @@ mod tests {
         g.remove().unwrap();
     }
 
+    /// The legacy layout's guests get the v1 device lists: deny all, mknod
+    /// allowed, then read/write of exactly the listed char devices; the
+    /// hybrid layout's (BPF filter on cgroup2) get no devices directory.
+    #[test]
+    fn legacy_device_lists() {
+        let allowed = [(1, Some(3)), (136, None)];
+        let (tmp, fs) = v1_host(Layout::Legacy, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let dir = g.dir(Hierarchy::V1(V1Controller::Devices)).unwrap();
+        assert_eq!(dir, tmp.path().join("devices/vserver/g"));
+        fs.take_fixture_writes();
+        assert!(g.restrict_devices_v1(&allowed).unwrap());
+        let w: Vec<(String, String)> = fs
+            .take_fixture_writes()
+            .into_iter()
+            .map(|(p, d)| (p.strip_prefix(dir).unwrap().display().to_string(), d))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("devices.deny", "a"),
+            ("devices.allow", "c *:* m"),
+            ("devices.allow", "b *:* m"),
+            ("devices.allow", "c 1:3 rw"),
+            ("devices.allow", "c 136:* rw"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(w, want);
+        g.remove().unwrap();
+        assert!(!tmp.path().join("devices/vserver").exists());
+        let (_tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        assert_eq!(g.dir(Hierarchy::V1(V1Controller::Devices)), None);
+        fs.take_fixture_writes();
+        assert!(!g.restrict_devices_v1(&allowed).unwrap());
+        assert!(fs.take_fixture_writes().is_empty());
+    }
+
     #[test]
     fn subtree_control_emulation() {
         let tmp = tempfile::tempdir().unwrap();
@@ -399,14 +455,23 @@ mod tests {
         put(&r.join("cgroup.controllers"), "memory pids\n");
         put(&r.join("cgroup.subtree_control"), "\n");
         put(&r.join("c/cgroup.controllers"), "\n");
-        let err = super::write_subtree_control(r, "+cpu").unwrap_err();
+        let err = super::write_subtree_control(r, "+cpu", true).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
-        super::write_subtree_control(r, "+memory +pids").unwrap();
+        super::write_subtree_control(r, "+memory +pids", true).unwrap();
         assert_eq!(get(&r.join("cgroup.subtree_control")), "memory pids\n");
         assert_eq!(get(&r.join("c/cgroup.controllers")), "memory pids\n");
         assert!(r.join("c/memory.max").is_file());
-        super::write_subtree_control(r, "-pids").unwrap();
+        super::write_subtree_control(r, "-pids", true).unwrap();
         assert_eq!(get(&r.join("cgroup.subtree_control")), "memory\n");
         assert_eq!(get(&r.join("c/cgroup.controllers")), "memory\n");
+        // A non-root cgroup with processes: enabling is EBUSY, disabling
+        // is not; the root is exempt.
+        put(&r.join("cgroup.procs"), "42\n");
+        let err = super::write_subtree_control(r, "+pids", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(get(&r.join("cgroup.subtree_control")), "memory\n");
+        super::write_subtree_control(r, "-memory", false).unwrap();
+        super::write_subtree_control(r, "+pids", true).unwrap();
+        assert_eq!(get(&r.join("cgroup.subtree_control")), "pids\n");
     }
 }

@@ -172,7 +172,8 @@ impl fmt::Display for Hierarchy {
 /// `cgroup.subtree_control` lists, in a v1 hierarchy those the hierarchy's
 /// directory name lists (`memory`, `cpu,cpuacct`). Writing `+NAME` to a
 /// fixture `cgroup.subtree_control` enables NAME if `cgroup.controllers`
-/// lists it (else fails with `ENOENT`) and adds its files to the child
+/// lists it (else fails with `ENOENT`; with `EBUSY` in a non-root cgroup
+/// whose `cgroup.procs` lists processes) and adds its files to the child
 /// cgroups. Any other write replaces the file's content and is recorded
 /// ([`CgroupFs::take_fixture_writes`]); moving a process in appends to
 /// `cgroup.procs`; removing a cgroup deletes its files first; signals are
@@ -328,7 +329,10 @@ impl CgroupFs {
     /// `cpuacct`, `cpuset`, `blkio` and `name=systemd` hierarchies where
     /// they are mounted
     /// (co-mounted ones once, see [`CgroupFs::mounted_hierarchies`]), so
-    /// that limits can be put there and usage read.
+    /// that limits can be put there and usage read. In the legacy layout
+    /// also v1 `devices`: without cgroup2 there is no BPF device filter,
+    /// and the v1 device lists take its place
+    /// ([`crate::GuestCgroup::restrict_devices_v1`]).
     pub fn guest_hierarchies(&self) -> Result<Vec<Hierarchy>> {
         const V1_EXTRA: &[Hierarchy] = &[
             Hierarchy::V1(V1Controller::Pids),
@@ -354,6 +358,11 @@ impl CgroupFs {
         let mounted = self.mounted_hierarchies();
         let mut hs = vec![tracking];
         hs.extend(extra.iter().copied().filter(|h| mounted.contains(h)));
+        let devices = Hierarchy::V1(V1Controller::Devices);
+        if self.layout == Layout::Legacy && mounted.contains(&devices) {
+            hs.push(devices);
+            hs.sort();
+        }
         Ok(hs)
     }
 
@@ -499,7 +508,8 @@ impl CgroupFs {
         };
         if path.file_name() == Some("cgroup.subtree_control".as_ref()) && path.is_file() {
             let dir = path.parent().unwrap_or(Path::new("/"));
-            return crate::fixture::write_subtree_control(dir, data).map_err(werr);
+            let is_root = self.hierarchy_root(Hierarchy::V2).as_deref() == Some(dir);
+            return crate::fixture::write_subtree_control(dir, data, is_root).map_err(werr);
         }
         let mut f = std::fs::OpenOptions::new()
             .write(true)

@@ -44,6 +44,20 @@ pub struct GuestCgroup {
     name: String,
     /// Sorted by hierarchy, cgroup2 first.
     dirs: Vec<(Hierarchy, PathBuf)>,
+    /// The cgroup2 controllers [`GuestCgroup::create`] could not enable
+    /// (empty for a handle made otherwise).
+    refused: Vec<Refusal>,
+}
+
+/// A cgroup2 controller the kernel would not enable for the guest.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    /// `memory`, `cpu` ...
+    pub(crate) controller: &'static str,
+    /// The write's error (names the `cgroup.subtree_control` file).
+    pub(crate) error: String,
+    /// The parent has processes of its own (`EBUSY`).
+    pub(crate) busy: bool,
 }
 
 /// Checks that `name` can be a cgroup directory name.
@@ -115,13 +129,15 @@ impl GuestCgroup {
             fs: fs.clone(),
             name: name.to_owned(),
             dirs: Vec::new(),
+            refused: Vec::new(),
         };
         let mut created = Vec::new();
         for h in hierarchies {
             let made = parent_dir(fs, h, base, own.as_ref())
                 .and_then(|parent| guest.create_one(h, &parent.join(GUEST_LEVEL)));
             match made {
-                Ok((dir, new)) => {
+                Ok((dir, new, refused)) => {
+                    guest.refused.extend(refused);
                     if new {
                         created.push(dir.clone());
                     }
@@ -144,15 +160,17 @@ impl GuestCgroup {
     }
 
     /// mkdir of `level/NAME` (and mkdir -p of `level`). Returns the
-    /// directory and whether it is new.
-    fn create_one(&self, h: Hierarchy, level: &Path) -> Result<(PathBuf, bool)> {
+    /// directory, whether it is new and the cgroup2 controllers the kernel
+    /// refused to enable.
+    fn create_one(&self, h: Hierarchy, level: &Path) -> Result<(PathBuf, bool, Vec<Refusal>)> {
         let dir = level.join(&self.name);
         let mut attempts = 0;
         loop {
             attempts += 1;
             self.fs.make_cgroup_all(h, level)?;
+            let mut refused = Vec::new();
             if h == Hierarchy::V2 {
-                self.enable_v2_controllers(level);
+                refused = self.enable_v2_controllers(level);
             } else {
                 self.fs.inherit_cpuset(h, level)?;
             }
@@ -166,7 +184,7 @@ impl GuestCgroup {
                         let _ = self.fs.remove_cgroup(&dir);
                         return Err(e);
                     }
-                    return Ok((dir, true));
+                    return Ok((dir, true, refused));
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     if cgroup_tree(&dir)?.len() > 1 {
@@ -183,7 +201,7 @@ impl GuestCgroup {
                     }
                     self.fs.inherit_cpuset(h, &dir)?;
                     self.fs.cpuset_clone_children(h, &dir)?;
-                    return Ok((dir, false));
+                    return Ok((dir, false, refused));
                 }
                 // Another guest's removal took away the (then empty)
                 // `vserver` level between our two mkdirs: make it again.
@@ -197,21 +215,32 @@ impl GuestCgroup {
     /// ([`V2_CONTROLLERS`]) available in the guests' directories: enables
     /// each in `level/cgroup.subtree_control` where `level/cgroup.controllers`
     /// lists it, first enabling it in the parent's `cgroup.subtree_control`
-    /// if only the parent's `cgroup.controllers` lists it. Best effort: a
-    /// controller the host does not offer (the hybrid layout's cgroup2 has
-    /// none) or that cannot be enabled (a parent with processes of its own
-    /// refuses with `EBUSY`) is left out, and the limits that need it are
-    /// reported unsupported by [`GuestCgroup::apply`].
-    fn enable_v2_controllers(&self, level: &Path) {
+    /// if only the parent's `cgroup.controllers` lists it. A controller the
+    /// host does not offer (the hybrid layout's cgroup2 has none) is left
+    /// out; one the kernel refuses to enable (a parent that is not the root
+    /// and has processes of its own refuses with `EBUSY`) is returned. The
+    /// limits that need either are reported unsupported by
+    /// [`GuestCgroup::apply`], the refusal as the reason.
+    fn enable_v2_controllers(&self, level: &Path) -> Vec<Refusal> {
+        let mut refused = Vec::new();
+        let mut enable = |file: &Path, c: &'static str| {
+            if let Err(e) = self.fs.write(file, &format!("+{c}")) {
+                let busy = matches!(&e, Error::Write { source, .. }
+                    if source.raw_os_error() == Some(libc::EBUSY));
+                refused.push(Refusal {
+                    controller: c,
+                    error: e.to_string(),
+                    busy,
+                });
+            }
+        };
         let mut have = read_words(&level.join("cgroup.controllers"));
         if let Some(parent) = level.parent() {
             let offered = read_words(&parent.join("cgroup.controllers"));
             let enabled = read_words(&parent.join("cgroup.subtree_control"));
             for c in V2_CONTROLLERS {
                 if !have.contains(c) && offered.contains(c) && !enabled.contains(c) {
-                    let _ = self
-                        .fs
-                        .write(&parent.join("cgroup.subtree_control"), &format!("+{c}"));
+                    enable(&parent.join("cgroup.subtree_control"), c);
                 }
             }
             have = read_words(&level.join("cgroup.controllers"));
@@ -219,11 +248,10 @@ impl GuestCgroup {
         let enabled = read_words(&level.join("cgroup.subtree_control"));
         for c in V2_CONTROLLERS {
             if have.contains(c) && !enabled.contains(c) {
-                let _ = self
-                    .fs
-                    .write(&level.join("cgroup.subtree_control"), &format!("+{c}"));
+                enable(&level.join("cgroup.subtree_control"), c);
             }
         }
+        refused
     }
 
     /// Finds the guest's existing cgroups `<parent>/vserver/NAME` (parent as
@@ -256,6 +284,7 @@ impl GuestCgroup {
             fs: fs.clone(),
             name: name.to_owned(),
             dirs,
+            refused: Vec::new(),
         }))
     }
 
@@ -326,7 +355,14 @@ impl GuestCgroup {
             fs: fs.clone(),
             name,
             dirs,
+            refused: Vec::new(),
         })
+    }
+
+    /// The cgroup2 controllers the kernel refused to enable when
+    /// [`GuestCgroup::create`] made this handle.
+    pub(crate) fn refused(&self, controller: &str) -> Option<&Refusal> {
+        self.refused.iter().find(|r| r.controller == controller)
     }
 
     /// The guest's name (the last component of every directory).
@@ -397,6 +433,30 @@ impl GuestCgroup {
             self.fs.attach(dir, pid)?;
         }
         Ok(())
+    }
+
+    /// Puts the v1 device lists on the guest (the legacy layout's stand-in
+    /// for the cgroup2 BPF device filter): everything denied, then `mknod`
+    /// of any node allowed (creating one still needs CAP_MKNOD) and read
+    /// and write of exactly the char devices `allowed` names
+    /// (`(major, Some(minor))`, `None` for every minor) — the same list the
+    /// BPF filter uses. Written before any process joins; sub-cgroups
+    /// inherit it and can only narrow it. Returns `false` (nothing done)
+    /// when the guest has no v1 `devices` directory.
+    pub fn restrict_devices_v1(&self, allowed: &[(u32, Option<u32>)]) -> Result<bool> {
+        let Some(dir) = self.dir(Hierarchy::V1(V1Controller::Devices)) else {
+            return Ok(false);
+        };
+        self.fs.write(&dir.join("devices.deny"), "a")?;
+        let allow = dir.join("devices.allow");
+        for rule in ["c *:* m", "b *:* m"] {
+            self.fs.write(&allow, rule)?;
+        }
+        for (major, minor) in allowed {
+            let minor = minor.map_or_else(|| "*".to_owned(), |m| m.to_string());
+            self.fs.write(&allow, &format!("c {major}:{minor} rw"))?;
+        }
+        Ok(true)
     }
 
     /// Delegates the guest's cgroup2 and `name=systemd` directories to the

@@ -19,6 +19,7 @@ mod fs;
 mod guest;
 mod limits;
 mod membership;
+mod meminfo;
 mod stats;
 
 pub use error::{Error, Result};
@@ -29,4 +30,5 @@ pub use fs::{
 pub use guest::{FREEZE_TIMEOUT, GUEST_LEVEL, GuestCgroup, KILL_TIMEOUT, REMOVE_TIMEOUT};
 pub use limits::{CurrentLimits, Limit, Limits, Unsupported};
 pub use membership::Membership;
+pub use meminfo::{MemoryFigures, MemoryKind, MemoryView};
 pub use stats::Stats;

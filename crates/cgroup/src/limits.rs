@@ -85,6 +85,11 @@ pub struct Limits {
     /// Soft memory limit, bytes (cgroup2 `memory.high`, v1
     /// `memory.soft_limit_in_bytes`).
     pub memory_soft: Option<Limit>,
+    /// Guaranteed minimum, bytes (util-vserver's `rss` minimum, `vlimit
+    /// -M`): memory the kernel reclaims from the guest only when nothing
+    /// else is left (cgroup2 `memory.low`; v1 memory has no such file:
+    /// unsupported).
+    pub memory_low: Option<Limit>,
     /// Memory + swap limit, bytes: the TOTAL, not the swap alone
     /// (util-vserver's `as`). v1 `memory.memsw.limit_in_bytes`; cgroup2
     /// `memory.swap.max` = this − the memory limit (with no memory limit,
@@ -131,8 +136,13 @@ impl Limits {
 pub struct Unsupported {
     /// Which limit (`"memory limit"`, `"cpu burst"` ...).
     pub what: &'static str,
-    /// Why it cannot be set (names what is missing).
+    /// Why it cannot be set (names what is missing, or the
+    /// `cgroup.subtree_control` write the kernel refused).
     pub why: String,
+    /// The kernel refused the controller with `EBUSY`: the guests' parent
+    /// cgroup is not the root and has processes of its own (cgroup2's
+    /// no-internal-processes rule); a parent without processes fixes it.
+    pub busy: bool,
 }
 
 impl fmt::Display for Unsupported {
@@ -150,6 +160,8 @@ pub struct CurrentLimits {
     pub memory_max: Option<Limit>,
     /// Soft memory limit, bytes.
     pub memory_soft: Option<Limit>,
+    /// Guaranteed minimum, bytes (cgroup2 `memory.low`).
+    pub memory_low: Option<Limit>,
     /// Memory + swap limit (total), bytes. In cgroup2: `memory.max` +
     /// `memory.swap.max`, `Max` if either is.
     pub memory_swap_max: Option<Limit>,
@@ -188,6 +200,7 @@ enum Backend {
 mod what {
     pub const MEMORY_MAX: &str = "memory limit";
     pub const MEMORY_SOFT: &str = "memory soft limit";
+    pub const MEMORY_LOW: &str = "memory guaranteed minimum";
     pub const MEMORY_SWAP: &str = "memory+swap limit";
     pub const PIDS_MAX: &str = "pids limit";
     pub const CPU_MAX: &str = "cpu quota";
@@ -224,6 +237,23 @@ impl GuestCgroup {
     }
 
     fn missing(&self, what: &'static str, files: &str) -> Unsupported {
+        let controller = match what {
+            what::MEMORY_MAX | what::MEMORY_SOFT | what::MEMORY_SWAP | what::MEMORY_LOW => "memory",
+            what::PIDS_MAX => "pids",
+            what::CPU_MAX | what::CPU_BURST | what::CPU_WEIGHT => "cpu",
+            what::CPUSET_CPUS | what::CPUSET_MEMS => "cpuset",
+            _ => "io",
+        };
+        if let Some(r) = self.refused(controller) {
+            return Unsupported {
+                what,
+                why: format!(
+                    "the kernel refused the {controller} controller for the guest's cgroup: {}",
+                    r.error
+                ),
+                busy: r.busy,
+            };
+        }
         let dirs = self
             .paths()
             .iter()
@@ -233,6 +263,7 @@ impl GuestCgroup {
         Unsupported {
             what,
             why: format!("no {files} in the guest's cgroups ({dirs})"),
+            busy: false,
         }
     }
 
@@ -268,8 +299,42 @@ impl GuestCgroup {
         self.cgroup_fs().write(path, data)
     }
 
+    /// Writes `value` to the guest's control file `name`
+    /// (`<subsys>.<knob>`, util-vserver's `cgroup/` directory) in the
+    /// hierarchy that has it: the guest's cgroup2 directory if the file is
+    /// there (the controller is enabled in cgroup2), else the v1 hierarchy
+    /// whose directory has it. `blkio.weight`, gone with CFQ in Linux 5.0,
+    /// goes to `blkio.bfq.weight` where only that exists. Returns the file
+    /// written, `None` if no hierarchy of the guest has such a file.
+    /// `cgroup.*`, `tasks` and names with `/` are refused: they are not
+    /// limits.
+    pub fn write_knob(&self, name: &str, value: &str) -> Result<Option<PathBuf>> {
+        if name.starts_with("cgroup.") || name.contains('/') || !name.contains('.') {
+            return Err(Error::InvalidLimit {
+                what: "cgroup control file",
+                value: name.to_owned(),
+                reason: "not a <subsys>.<knob> limit file",
+            });
+        }
+        let file = self
+            .v2_file(name)
+            .or_else(|| self.v1_file(name))
+            .or_else(|| (name == "blkio.weight").then(|| self.v1_file("blkio.bfq.weight"))?);
+        match file {
+            Some(f) => {
+                self.write(&f, value)?;
+                Ok(Some(f))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn apply_memory(&self, l: &Limits, out: &mut Vec<Unsupported>) -> Result<()> {
-        if l.memory_max.is_none() && l.memory_soft.is_none() && l.memory_swap_max.is_none() {
+        if l.memory_max.is_none()
+            && l.memory_soft.is_none()
+            && l.memory_swap_max.is_none()
+            && l.memory_low.is_none()
+        {
             return Ok(());
         }
         let Some((backend, dir)) = self.backend("memory.max", "memory.limit_in_bytes") else {
@@ -277,6 +342,7 @@ impl GuestCgroup {
                 (l.memory_max.is_some(), what::MEMORY_MAX),
                 (l.memory_soft.is_some(), what::MEMORY_SOFT),
                 (l.memory_swap_max.is_some(), what::MEMORY_SWAP),
+                (l.memory_low.is_some(), what::MEMORY_LOW),
             ] {
                 if set {
                     out.push(self.missing(
@@ -294,6 +360,14 @@ impl GuestCgroup {
                 }
                 if let Some(s) = l.memory_soft {
                     self.soft_or_missing(&dir.join("memory.high"), &s.v2(), out)?;
+                }
+                if let Some(low) = l.memory_low {
+                    let file = dir.join("memory.low");
+                    if file.is_file() {
+                        self.write(&file, &low.v2())?;
+                    } else {
+                        out.push(self.missing(what::MEMORY_LOW, "memory.low"));
+                    }
                 }
                 if let Some(total) = l.memory_swap_max {
                     let file = dir.join("memory.swap.max");
@@ -357,6 +431,16 @@ impl GuestCgroup {
                 if let Some(s) = l.memory_soft {
                     self.soft_or_missing(&dir.join("memory.soft_limit_in_bytes"), &s.v1(), out)?;
                 }
+                if l.memory_low.is_some() {
+                    out.push(Unsupported {
+                        what: what::MEMORY_LOW,
+                        why: format!(
+                            "the v1 memory controller ({}) has no guaranteed minimum (memory.low is cgroup2 only)",
+                            dir.display()
+                        ),
+                        busy: false,
+                    });
+                }
             }
         }
         Ok(())
@@ -373,6 +457,7 @@ impl GuestCgroup {
         out.push(Unsupported {
             what: what::MEMORY_SOFT,
             why: format!("no {name} in {}", parent_of(file).display()),
+            busy: false,
         });
         Ok(())
     }
@@ -451,6 +536,7 @@ impl GuestCgroup {
                     "no {burst_name} in {} (kernel older than 5.14?)",
                     dir.display()
                 ),
+                busy: false,
             });
             burst = None;
         }
@@ -548,6 +634,7 @@ impl GuestCgroup {
                 let max = read_v2_limit(&dir.join("memory.max"))?;
                 c.memory_max = Some(max);
                 c.memory_soft = opt(&dir.join("memory.high"), read_v2_limit)?;
+                c.memory_low = opt(&dir.join("memory.low"), read_v2_limit)?;
                 c.memory_swap_max = opt(&dir.join("memory.swap.max"), read_v2_limit)?.map(|swap| {
                     match (max, swap) {
                         (Limit::Value(m), Limit::Value(s)) => Limit::Value(m.saturating_add(s)),
@@ -767,6 +854,7 @@ mod tests {
         Limits {
             memory_max: Some(Limit::Value(64 * MIB)),
             memory_soft: Some(Limit::Value(48 * MIB)),
+            memory_low: None,
             memory_swap_max: Some(Limit::Value(96 * MIB)),
             pids_max: Some(Limit::Value(20)),
             cpu_max: Some((25_000, 100_000)),
@@ -862,6 +950,7 @@ mod tests {
             CurrentLimits {
                 memory_max: Some(Limit::Value(64 * MIB)),
                 memory_soft: Some(Limit::Value(48 * MIB)),
+                memory_low: Some(Limit::Value(0)),
                 memory_swap_max: Some(Limit::Value(96 * MIB)),
                 pids_max: Some(Limit::Value(20)),
                 cpu_quota_us: Some(Limit::Value(25_000)),
@@ -993,6 +1082,104 @@ mod tests {
         let g = GuestCgroup::create(&fs, None, "g").unwrap();
         assert_eq!(g.apply(&full()).unwrap().len(), 10);
         assert_eq!(g.limits().unwrap(), CurrentLimits::default());
+    }
+
+    #[test]
+    fn unified_parent_with_processes_refuses_controllers() {
+        let (tmp, fs) = unified("cpuset cpu io memory pids");
+        let r = tmp.path();
+        // The caller's cgroup /user is offered every controller but has
+        // processes of its own: the kernel refuses to enable any below it.
+        put(
+            &r.join("cgroup.subtree_control"),
+            "cpu cpuset io memory pids\n",
+        );
+        put(&r.join("user/cgroup.procs"), "4242\n");
+        put(
+            &r.join("user/cgroup.controllers"),
+            "cpu cpuset io memory pids\n",
+        );
+        put(&r.join("user/cgroup.subtree_control"), "\n");
+        let fs = fs.with_self_cgroup("0::/user\n");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        assert_eq!(get(&r.join("user/cgroup.subtree_control")), "\n");
+        let u = g.apply(&full()).unwrap();
+        assert_eq!(u.len(), 10, "{u:?}");
+        for x in &u {
+            assert!(x.busy, "{x}");
+            assert!(
+                x.why.contains("user/cgroup.subtree_control")
+                    && x.why.contains("busy")
+                    && x.why.starts_with("the kernel refused the "),
+                "{x}"
+            );
+        }
+        assert!(u[0].why.contains("memory controller"), "{}", u[0]);
+        // Nothing limits: no limit asked, nothing unsupported.
+        assert!(g.apply(&Limits::default()).unwrap().is_empty());
+        g.remove().unwrap();
+        // A base without processes (a delegated slice): every limit applies.
+        let g = GuestCgroup::create(&fs, Some(Path::new("/machine")), "g").unwrap();
+        let u = g.apply(&full()).unwrap();
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(get(&g.v2_dir().unwrap().join("pids.max")), "20");
+    }
+
+    /// `cgroup/<subsys>.<knob>`: v2 where the file is in cgroup2, else the
+    /// v1 hierarchy that has it; `blkio.weight` falls back to BFQ's.
+    #[test]
+    fn knobs_go_to_the_hierarchy_that_has_them() {
+        let (tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let r = tmp.path();
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        fs.take_fixture_writes();
+        let f = g.write_knob("cpu.shares", "2048").unwrap().unwrap();
+        assert_eq!(f, r.join("cpu/vserver/g/cpu.shares"));
+        let f = g.write_knob("blkio.weight", "500").unwrap().unwrap();
+        assert_eq!(f, r.join("blkio/vserver/g/blkio.bfq.weight"));
+        assert_eq!(get(&f), "500");
+        // cgroup2 names on the hybrid host's controller-less cgroup2: none.
+        assert_eq!(g.write_knob("memory.max", "1").unwrap(), None);
+        assert_eq!(g.write_knob("io.weight", "1").unwrap(), None);
+        assert_eq!(fs.take_fixture_writes().len(), 2);
+        for bad in ["cgroup.procs", "tasks", "../cpu.shares"] {
+            assert!(g.write_knob(bad, "1").is_err(), "{bad}");
+        }
+        let (_tmp, fs) = unified("cpu io memory pids");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let f = g.write_knob("io.weight", "default 300").unwrap().unwrap();
+        assert_eq!(f, g.v2_dir().unwrap().join("io.weight"));
+        assert_eq!(get(&f), "default 300");
+        assert_eq!(g.write_knob("cpu.shares", "1").unwrap(), None);
+    }
+
+    /// The guaranteed minimum (`vlimit -M`): cgroup2 `memory.low`; the v1
+    /// memory controller has none, said so by name.
+    #[test]
+    fn guaranteed_minimum_is_memory_low_on_v2_only() {
+        let low = Limits {
+            memory_low: Some(Limit::Value(32 * MIB)),
+            ..Limits::default()
+        };
+        let (_tmp, fs) = unified("memory");
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        let dir = g.v2_dir().unwrap().to_path_buf();
+        fs.take_fixture_writes();
+        assert!(g.apply(&low).unwrap().is_empty());
+        assert_eq!(
+            writes(&fs, &dir),
+            pairs(&[("memory.low", &(32 * MIB).to_string())])
+        );
+        assert_eq!(g.limits().unwrap().memory_low, Some(Limit::Value(32 * MIB)));
+        let (_tmp, fs) = v1_host(Layout::Hybrid, HOST_V1);
+        let g = GuestCgroup::create(&fs, None, "g").unwrap();
+        fs.take_fixture_writes();
+        let u = g.apply(&low).unwrap();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].what, "memory guaranteed minimum");
+        assert!(u[0].why.contains("no guaranteed minimum"), "{}", u[0]);
+        assert!(fs.take_fixture_writes().is_empty());
+        assert_eq!(g.limits().unwrap().memory_low, None);
     }
 
     #[test]

@@ -803,6 +803,8 @@ fn all_limits_read_back() {
     let l = Limits {
         memory_max: Some(Limit::Value(256 * MIB)),
         memory_soft: Some(Limit::Value(128 * MIB)),
+        // (No minimum on this host's v1 memory controller.)
+        memory_low: None,
         memory_swap_max: Some(Limit::Value(512 * MIB)),
         pids_max: Some(Limit::Value(100)),
         cpu_max: Some((50_000, 100_000)),
@@ -822,6 +824,7 @@ fn all_limits_read_back() {
             CurrentLimits {
                 memory_max: l.memory_max,
                 memory_soft: l.memory_soft,
+                memory_low: None,
                 memory_swap_max: l.memory_swap_max,
                 pids_max: l.pids_max,
                 cpu_quota_us: Some(Limit::Value(50_000)),
@@ -856,4 +859,60 @@ fn all_limits_read_back() {
     assert_eq!(s.processes, Some(1));
     assert!(s.pids_current.unwrap() >= 1, "{s:?}");
     finish(&mut guard, &g);
+}
+
+/// The legacy layout's device lists on this host's v1 `devices` hierarchy
+/// (the hybrid layout does not use it: its guests get the BPF filter):
+/// the listed device opens, another does not, and `mknod` stays allowed
+/// by the lists.
+#[test]
+fn legacy_device_lists_allow_only_the_listed_devices() {
+    require_root();
+    let _serial = serial();
+    let mut guard = Guard::default();
+    let fs = legacy_fs();
+    assert!(
+        fs.is_mounted(Hierarchy::V1(V1Controller::Devices)),
+        "this test needs the v1 devices hierarchy at {SYSTEM_ROOT}/devices"
+    );
+    let g = GuestCgroup::create(&fs, None, &unique("devices")).unwrap();
+    guard.guests.push(g.clone());
+    let dir = g.dir(Hierarchy::V1(V1Controller::Devices)).unwrap();
+    assert!(g.restrict_devices_v1(&[(1, Some(3)), (136, None)]).unwrap());
+    let list = std::fs::read_to_string(dir.join("devices.list")).unwrap();
+    let list: BTreeSet<&str> = list.lines().collect();
+    assert_eq!(
+        list,
+        BTreeSet::from(["c *:* m", "b *:* m", "c 1:3 rw", "c 136:* rw"])
+    );
+    let script = in_guest(
+        &g,
+        "cat /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 || echo zero-refused",
+    );
+    let sh = guard.spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdout(std::process::Stdio::piped()),
+    );
+    let out = guard.child(sh).wait_with_output_ref();
+    assert_eq!(out, "null-ok\nzero-refused\n");
+    finish(&mut guard, &g);
+}
+
+trait WaitOutput {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl WaitOutput for Child {
+    /// Reads the child's piped stdout to the end and reaps it.
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut o) = self.stdout.take() {
+            o.read_to_string(&mut out).unwrap();
+        }
+        self.wait().unwrap();
+        out
+    }
 }

@@ -16,6 +16,14 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     vs_runtime::timing::mark("main");
+    // A command whose output goes to a closed pipe (`vserver NAME status |
+    // head -1`) ends quietly, as C tools do, instead of panicking in
+    // println!. Not the monitor (the same binary): it must survive its CLI.
+    if std::env::args_os().nth(1).is_none_or(|a| a != "--monitor") {
+        // SAFETY: signal(2) with a valid signal and SIG_DFL, before any
+        // thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

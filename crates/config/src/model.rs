@@ -111,6 +111,9 @@ pub struct GuestConfig {
     pub storage: Storage,
     /// `netns/` (private network mode); `None` when the directory is absent.
     pub netns: Option<Netns>,
+    /// `cgroup/<subsys>.<knob>` (util-vserver 0.30.216): control files
+    /// written into the guest's cgroup at start, name → value (first line).
+    pub cgroup: BTreeMap<String, String>,
 }
 
 /// `uts/`: the guest's uname fields.

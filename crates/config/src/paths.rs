@@ -85,6 +85,35 @@ impl Paths {
         self.logdir().join(format!("{name}.log"))
     }
 
+    /// `.defaults/cgroup/base`: the cgroup (a path such as `/vservers`,
+    /// the same in every hierarchy) the guests' cgroups go under, as
+    /// `<base>/vserver/NAME`; `None` (no file): the cgroup the `vserver`
+    /// command runs in. On a pure cgroup2 host it must be a cgroup without
+    /// processes of its own (e.g. a slice delegated to vserver), or the
+    /// kernel refuses the controllers that limits need.
+    pub fn cgroup_base(&self) -> Result<Option<PathBuf>> {
+        let file = self.defaults().join("cgroup/base");
+        let text = match fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ConfigError::io(&file, "read", e)),
+        };
+        let value = text.trim();
+        let path = Path::new(value);
+        // (Path::components drops inner `.`: check the words themselves.)
+        let ok = value.starts_with('/')
+            && !value.contains('\0')
+            && value.split('/').all(|w| w != "." && w != "..");
+        if !ok {
+            return Err(ConfigError::invalid(
+                &file,
+                value,
+                "an absolute cgroup path without '.' or '..' (e.g. /vservers)",
+            ));
+        }
+        Ok(Some(path.to_path_buf()))
+    }
+
     fn defaults_link(&self, name: &str) -> Option<PathBuf> {
         let p = self.defaults().join(name);
         let meta = fs::symlink_metadata(&p).ok()?;
@@ -152,6 +181,28 @@ mod tests {
         assert_eq!(p.vdirbase(), Path::new("/x/var/lib/vservers"));
         assert_eq!(p.guest_run(&n), Path::new("/x/run/vservers/demo"));
         assert_eq!(p.guest_log(&n), Path::new("/x/var/log/vservers/demo.log"));
+    }
+
+    #[test]
+    fn cgroup_base_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Paths::new(dir.path());
+        assert_eq!(p.cgroup_base().unwrap(), None);
+        let file = p.defaults().join("cgroup/base");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, "/vservers.slice/x\n").unwrap();
+        assert_eq!(
+            p.cgroup_base().unwrap(),
+            Some(PathBuf::from("/vservers.slice/x"))
+        );
+        for bad in ["machine", "/a/../b", "", "/a/./b"] {
+            fs::write(&file, bad).unwrap();
+            let err = p.cgroup_base().unwrap_err().to_string();
+            assert!(
+                err.contains("cgroup/base") && err.contains("absolute cgroup path"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -95,10 +95,6 @@ const NOT_HONOURED: &[(&str, &str)] = &[
         "namespaces are chosen by the guest's mode, not per space",
     ),
     (
-        "cgroup",
-        "not supported by this version; use rlimits/, sched/ and cpuset/",
-    ),
-    (
         "apps/vshelper",
         "reboot and halt inside a guest are handled by its monitor",
     ),
@@ -352,6 +348,7 @@ impl<'a> Reader<'a> {
         c.sched = self.sched()?;
         c.cpuset = self.cpuset()?;
         c.dlimits = self.dlimits()?;
+        c.cgroup = self.cgroup_knobs()?;
         c.scripts = self.scripts()?;
         c.disabled = self.flag("disabled");
         c.privileged = self.flag("privileged");
@@ -895,6 +892,58 @@ impl<'a> Reader<'a> {
             ));
         }
         Ok(set)
+    }
+
+    /// `cgroup/`: every `<subsys>.<knob>` file (letters, digits, `_`; the
+    /// knob may have more dots), but none of the `cgroup.*` or `devices.*`
+    /// files, which would move processes or undo the device filter.
+    fn cgroup_knobs(&mut self) -> Result<BTreeMap<String, String>> {
+        self.mark("cgroup");
+        let mut out = BTreeMap::new();
+        let dir = self.path("cgroup");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(ConfigError::io(&dir, "read directory", e)),
+        };
+        let mut names: Vec<String> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ConfigError::io(&dir, "read directory", e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        for name in names {
+            let rel = format!("cgroup/{name}");
+            if name == "name" {
+                self.mark(&rel);
+                self.warn(
+                    &rel,
+                    "not honoured: the guest's cgroup is always <parent>/vserver/NAME",
+                );
+                continue;
+            }
+            let word = |w: &str| {
+                !w.is_empty()
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            };
+            let valid = name.split_once('.').is_some_and(|(subsys, knob)| {
+                word(subsys)
+                    && knob.split('.').all(word)
+                    && !["cgroup", "devices"].contains(&subsys)
+            });
+            if !valid {
+                return Err(ConfigError::invalid(
+                    self.path("cgroup"),
+                    &name,
+                    "control file names <subsys>.<knob> (e.g. blkio.weight, cpu.shares), not cgroup.* or devices.*",
+                ));
+            }
+            if let Some(v) = self.scalar(&rel)? {
+                out.insert(name, v);
+            }
+        }
+        Ok(out)
     }
 
     fn dlimits(&mut self) -> Result<BTreeMap<String, Dlimit>> {

@@ -183,6 +183,7 @@ fn write_unchecked(dir: &Path, cfg: &GuestConfig) -> Result<()> {
     w.sched(&cfg.sched)?;
     w.cpuset(&cfg.cpuset)?;
     w.dlimits(&cfg.dlimits)?;
+    w.cgroup_knobs(&cfg.cgroup)?;
     w.scripts(&cfg.scripts)?;
     w.flag("disabled", cfg.disabled)?;
     w.flag("privileged", cfg.privileged)?;
@@ -507,6 +508,22 @@ impl Writer<'_> {
             self.flag(&format!("{b}/disabled"), l.disabled)?;
         }
         self.remove_if_empty("dlimits")
+    }
+
+    /// `cgroup/<knob>` for each knob; other knob files go (`name` stays).
+    fn cgroup_knobs(&self, knobs: &std::collections::BTreeMap<String, String>) -> Result<()> {
+        if let Ok(entries) = fs::read_dir(self.path("cgroup")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name != "name" && !knobs.contains_key(&name) {
+                    self.remove(&format!("cgroup/{name}"))?;
+                }
+            }
+        }
+        for (name, value) in knobs {
+            self.scalar(&format!("cgroup/{name}"), Some(value))?;
+        }
+        self.remove_if_empty("cgroup")
     }
 
     fn script(&self, rel: &str, s: Option<&Script>) -> Result<()> {

@@ -482,3 +482,53 @@ fn names_that_would_leave_their_directory_are_refused_before_writing() {
     }
     assert!(!std::env::temp_dir().join("escape").exists());
 }
+
+#[test]
+fn cgroup_knobs_are_read_and_their_names_checked() {
+    let dir = guest_with(&[
+        ("cgroup/blkio.weight", "500\n"),
+        ("cgroup/cpu.shares", "2048\n"),
+        ("cgroup/memory.oom.group", "1\n"),
+        ("cgroup/name", "foo\n"),
+    ]);
+    let (cfg, warnings) = read_guest(dir.path()).unwrap();
+    let knobs: Vec<(&str, &str)> = cfg
+        .cgroup
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        knobs,
+        [
+            ("blkio.weight", "500"),
+            ("cpu.shares", "2048"),
+            ("memory.oom.group", "1")
+        ]
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.path.ends_with("cgroup/name") && w.message.contains("not honoured")),
+        "{warnings:?}"
+    );
+    // Written back as read.
+    let out = tempfile::tempdir().unwrap();
+    write_guest(out.path(), &cfg).unwrap();
+    assert_eq!(read_guest(out.path()).unwrap().0.cgroup, cfg.cgroup);
+    for bad in [
+        "cgroup.procs",
+        "devices.allow",
+        "weight",
+        "Cpu.shares",
+        "cpu..x",
+        "cpu.shares~",
+    ] {
+        let (e, d) = error_of(&[(&format!("cgroup/{bad}"), "1\n")]);
+        assert!(
+            e.starts_with(&format!(
+                "{d}/cgroup: invalid value '{bad}': expected control file names <subsys>.<knob>"
+            )),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -415,6 +415,11 @@ fn config() -> impl Strategy<Value = GuestConfig> {
         proptest::collection::btree_map(pick(Hook::ALL), hook_scripts(), 0..3),
         opt(netns()),
         interfaces(),
+        proptest::collection::btree_map(
+            "(blkio|cpu|memory|io)\\.[a-z]{1,6}(\\.[a-z]{1,3})?",
+            "[0-9a-z]{1,6}",
+            0..3,
+        ),
     );
     (ids, limits, lists, misc, dirs).prop_map(
         |(
@@ -429,7 +434,7 @@ fn config() -> impl Strategy<Value = GuestConfig> {
             (rlimits, ulimits),
             (bcapabilities, ccapabilities, cflags, nflags, ncapabilities),
             (fstab, personality, nice, shell, (disabled, privileged), uidmap, (kind, size)),
-            (init, sched, cpuset, dlimits, scripts, netns, interfaces),
+            (init, sched, cpuset, dlimits, scripts, netns, interfaces, cgroup),
         )| GuestConfig {
             name,
             context,
@@ -466,6 +471,7 @@ fn config() -> impl Strategy<Value = GuestConfig> {
             uidmap,
             storage: Storage { kind, size },
             netns,
+            cgroup,
         },
     )
 }

@@ -74,7 +74,7 @@ fn lookup_user(who: &str) -> Result<GuestUser> {
 }
 
 /// The running guest's init: pidfd, checked against the recorded start.
-fn open_init(paths: &Paths, spec: &GuestSpec) -> Result<OwnedFd> {
+fn open_init(paths: &Paths, spec: &GuestSpec) -> Result<(OwnedFd, state::RunState)> {
     let name = &spec.name;
     let st = state::read_state(paths, name)?.ok_or_else(|| Error::NotRunning(name.to_string()))?;
     let pidfd = ns::pidfd_open(st.init_pid).map_err(|_| Error::NotRunning(name.to_string()))?;
@@ -83,7 +83,7 @@ fn open_init(paths: &Paths, spec: &GuestSpec) -> Result<OwnedFd> {
     if process_start_ticks(Path::new("/proc"), st.init_pid) != Some(st.init_start_ticks) {
         return Err(Error::NotRunning(name.to_string()));
     }
-    Ok(pidfd)
+    Ok((pidfd, st))
 }
 
 /// The helper's work after fork; returns the command's exit status.
@@ -222,14 +222,39 @@ pub(crate) fn helper_in_cgroups(
 
 /// Forks the helper; returns its pid.
 pub fn spawn(paths: &Paths, spec: &GuestSpec, argv: &[String], opts: &ExecOptions) -> Result<i32> {
+    spawn_as(paths, spec, argv, opts, false)
+}
+
+/// The plan a running guest's processes got: the one its state recorded
+/// (the monitor's, RLIMIT_AS adjustment included), else today's config.
+fn started_plan(spec: &GuestSpec, st: &state::RunState) -> Plan {
+    let mut plan = Plan::new(spec, &st.start_mode());
+    if let Some(r) = &st.exec {
+        plan.apply_recorded(r);
+    }
+    plan
+}
+
+/// [`spawn`]; `internal`: for the runtime's own commands (a style's stop
+/// script), which PRIVATE does not refuse (it refuses users' exec/enter).
+fn spawn_as(
+    paths: &Paths,
+    spec: &GuestSpec,
+    argv: &[String],
+    opts: &ExecOptions,
+    internal: bool,
+) -> Result<i32> {
     if argv.is_empty() {
         return Err(Error::Setup("no command given".into()));
     }
-    let plan = Plan::new(spec, &Mode::Boot);
-    if plan.private {
+    if !internal && Plan::new(spec, &Mode::Boot).private {
         return Err(Error::Private(spec.name.to_string()));
     }
-    let init = open_init(paths, spec)?;
+    let (init, st) = open_init(paths, spec)?;
+    let plan = started_plan(spec, &st);
+    if plan.private && !internal {
+        return Err(Error::Private(spec.name.to_string()));
+    }
     for a in argv {
         CString::new(a.as_str())
             .map_err(|_| Error::Setup(format!("argument '{a}' contains NUL")))?;
@@ -304,13 +329,14 @@ pub fn run(paths: &Paths, spec: &GuestSpec, argv: &[String], opts: &ExecOptions)
     wait(pid, None)
 }
 
-/// Runs `argv` in the guest with a time limit (for stop scripts).
+/// Runs `argv` in the guest with a time limit: the runtime's own stop
+/// scripts (also in a PRIVATE guest).
 pub fn run_with_timeout(
     paths: &Paths,
     spec: &GuestSpec,
     argv: &[String],
     limit: Duration,
 ) -> Result<i32> {
-    let pid = spawn(paths, spec, argv, &ExecOptions::default())?;
+    let pid = spawn_as(paths, spec, argv, &ExecOptions::default(), true)?;
     wait(pid, Some(limit))
 }

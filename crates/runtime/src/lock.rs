@@ -25,6 +25,24 @@ impl Lock {
         Self::take(&path, format!("guest '{name}'"), false)
     }
 
+    /// The lock of guest `name`, waiting up to `limit` for a command that
+    /// holds it (a start, a stop) to finish; [`Error::Busy`] after that.
+    pub fn guest_waiting(
+        paths: &Paths,
+        name: &GuestName,
+        limit: std::time::Duration,
+    ) -> Result<Lock> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match Lock::guest(paths, name) {
+                Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The host-wide lock (`/run/vservers/.lock`) that serialises context
     /// allocation and the creation of configuration directories; waits.
     pub fn host(paths: &Paths) -> Result<Lock> {
@@ -83,5 +101,24 @@ mod tests {
         drop(first);
         Lock::guest(&paths, &name).unwrap();
         let _host = Lock::host(&paths).unwrap();
+    }
+
+    #[test]
+    fn a_waiting_guest_lock_waits_for_the_holder_and_gives_up_at_its_limit() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let name = GuestName::new("demo").unwrap();
+        let first = Lock::guest(&paths, &name).unwrap();
+        let t = Instant::now();
+        let e = Lock::guest_waiting(&paths, &name, Duration::from_millis(200)).unwrap_err();
+        assert!(e.to_string().contains("is busy"), "{e}");
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(first);
+        });
+        Lock::guest_waiting(&paths, &name, Duration::from_secs(10)).unwrap();
+        holder.join().unwrap();
     }
 }

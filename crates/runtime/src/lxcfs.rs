@@ -2,7 +2,9 @@
 //! `/proc/stat`, `/proc/loadavg`, `/proc/swaps` and `/proc/diskstats` are
 //! the files of [lxcfs](https://linuxcontainers.org/lxcfs/), a FUSE file
 //! system that answers each read from the cgroups of the process reading.
-//! `free` inside a guest then shows its memory limit, `nproc` its cpuset.
+//! `nproc` inside a guest then shows its cpuset. `/proc/meminfo` is ours
+//! instead ([`crate::memfs`], which shows the rss soft limit): a guest with
+//! VIRT_MEM gets lxcfs's other files only ([`Binds::without`]).
 //!
 //! One lxcfs instance serves every guest of the host. [`ensure_running`]
 //! finds it or starts it, before the guest's init is cloned (the init's
@@ -297,6 +299,12 @@ impl Binds {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// These binds but the one of `rel` (a file served otherwise).
+    pub fn without(mut self, rel: &str) -> Binds {
+        self.trees.retain(|(r, _)| *r != rel);
+        self
     }
 
     /// The files cloned, relative.

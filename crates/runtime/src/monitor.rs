@@ -7,7 +7,7 @@
 //! and exits. If the monitor is killed the guest keeps running, and `stop`
 //! cleans up in its place ([`cleanup`]).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use vs_cgroup::{CgroupFs, GuestCgroup};
 use vs_config::{GuestName, GuestSpec, Paths};
@@ -186,7 +186,7 @@ fn launch(plan: &Plan, cgroup: &GuestCgroup, also: Option<i32>) -> Result<(i32, 
 }
 
 /// The cgroups of guest `name`: those its state records, else where its
-/// monitor would make them from here.
+/// monitor would make them from here (under `.defaults/cgroup/base`).
 pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup>> {
     let fs = CgroupFs::system()?;
     if let Some(st) = state::read_state(paths, name)?
@@ -197,22 +197,37 @@ pub fn find_cgroup(paths: &Paths, name: &GuestName) -> Result<Option<GuestCgroup
             return Ok(Some(cg));
         }
     }
-    Ok(GuestCgroup::open(&fs, None, name.as_str())?)
+    let base = paths.cgroup_base()?;
+    Ok(GuestCgroup::open(&fs, base.as_deref(), name.as_str())?)
 }
 
 /// Removes what a guest leaves when it is gone: processes, cgroups (and
 /// with them its BPF programs), host addresses, state.
 pub fn cleanup(paths: &Paths, name: &GuestName) -> Result<()> {
+    cleanup_with(paths, name, None)
+}
+
+/// [`cleanup`] with the state the monitor holds in memory (`known`), which
+/// does not depend on the state file (it may be missing: its write failed).
+fn cleanup_with(paths: &Paths, name: &GuestName, known: Option<&RunState>) -> Result<()> {
     if let Some(cg) = find_cgroup(paths, name)? {
         cg.kill_all()?;
         cg.remove()?;
     }
     // What the start made on the host, as its state recorded it (the
     // configuration may have changed since).
-    if let Ok(Some(st)) = state::read_state(paths, name) {
+    let st = match known {
+        Some(st) => Some(st.clone()),
+        None => state::read_state(paths, name).ok().flatten(),
+    };
+    if let Some(st) = st {
         crate::net::remove_addresses(&st.addresses);
         if let Some(host_if) = &st.private_if {
             crate::net::teardown_private(name.as_str(), host_if);
+        }
+        // Without its monitor, nobody else waits for the meminfo server.
+        if let Some((pid, ticks)) = st.meminfo_server {
+            crate::memfs::await_end(pid, ticks);
         }
     }
     let _ = std::fs::remove_file(crate::broker::socket_path(paths, name));
@@ -237,6 +252,12 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     };
+    // What only the host can judge (cpuset members), before lxcfs or the
+    // cgroups exist: a bad value changes nothing.
+    if let Err(e) = crate::limits::check(&spec) {
+        fail(&mut report, &e);
+        return 1;
+    }
     let mut plan = Plan::new(&spec, &mode);
     // `run`: the caller's stdio (start.rs), for the init to hand on; kept
     // from everything else the monitor starts (lxcfs, ip).
@@ -274,15 +295,18 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
     }
     crate::timing::mark("monitor: config read, lxcfs checked");
-    let cgroup =
-        match CgroupFs::system().and_then(|fs| GuestCgroup::create(&fs, None, name.as_str())) {
-            Ok(c) => c,
-            Err(e) => {
-                fail(&mut report, &e.into());
-                return 1;
-            }
-        };
-    match crate::limits::check(&spec).and_then(|()| crate::limits::apply(&cgroup, &spec)) {
+    let made = paths.cgroup_base().map_err(Error::from).and_then(|base| {
+        let fs = CgroupFs::system()?;
+        Ok(GuestCgroup::create(&fs, base.as_deref(), name.as_str())?)
+    });
+    let cgroup = match made {
+        Ok(c) => c,
+        Err(e) => {
+            fail(&mut report, &e);
+            return 1;
+        }
+    };
+    match crate::limits::apply(&cgroup, &spec) {
         Ok(unsupported) => {
             for u in &unsupported {
                 log(&format!("warning: {u}"));
@@ -327,8 +351,35 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     } else {
-        log("warning: no cgroup2 hierarchy: no device filter for this guest");
+        // A pure v1 host: the v1 device lists, with the BPF filter's list.
+        match cgroup.restrict_devices_v1(vs_net::bpf::devices::ALLOWED) {
+            Ok(true) => {}
+            Ok(false) => log("warning: no cgroup2 and no v1 devices hierarchy: no device filter"),
+            Err(e) => {
+                fail(&mut report, &e.into());
+                let _ = cleanup(paths, name);
+                return 1;
+            }
+        }
     }
+    // VIRT_MEM's /proc/meminfo (the rss soft limit as the memory size):
+    // served from now on, by a process of its own (memfs).
+    let mut meminfo = match spec
+        .cflags
+        .contains(&vs_config::CFlag::VirtMem)
+        .then(|| cgroup.memory_view())
+        .flatten()
+        .map(|view| crate::memfs::start(view, name.as_str()))
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            fail(&mut report, &e);
+            let _ = cleanup(paths, name);
+            return 1;
+        }
+    };
+    plan.meminfo = meminfo.as_ref().map(|m| m.mount.as_raw_fd());
     let mut added = Vec::new();
     if let Some(net) = &plan.shared_net {
         if spec.nflags.contains(&vs_config::NFlag::HideNetif) {
@@ -371,7 +422,23 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
         None => None,
     };
-    let exit = loop {
+    // A guest that ends by itself (halt, poweroff, the end of `run` or of
+    // a rescue command) or reboots gets util-vserver's hooks as vshelper's
+    // `vserver NAME stop`/`restart` gave them; a `stop` (its marker) runs
+    // them itself. `rebooted`: the start hooks of a new init are ours too.
+    let hooks = |list: &[vs_config::Hook]| {
+        if let Err(e) = crate::sequence::run_hooks(paths, &spec, list) {
+            log(&format!("warning: {e}"));
+            return false;
+        }
+        true
+    };
+    let mut rebooted = false;
+    // The guest's lock, held from the stop hooks of a guest that ended by
+    // itself to the end of its restart or stop: after the post-start hook
+    // of the `start` or `run` that made it, before any other command.
+    let mut held: Option<crate::lock::Lock>;
+    let (exit, stop_hooks) = loop {
         let launched = launch(&plan, &cgroup, broker.as_ref().map(|b| b.0));
         if let Some((_, go)) = broker.take()
             && launched.is_ok()
@@ -401,11 +468,21 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             cgroups: cgroup.paths(),
             addresses: added.clone(),
             private_if: plan.private_net.as_ref().map(|n| n.host_if.clone()),
+            meminfo_server: meminfo.as_ref().map(|m| {
+                let ticks = process_start_ticks(std::path::Path::new("/proc"), m.server);
+                (m.server, ticks.unwrap_or(0))
+            }),
+            mode: crate::start::monitor_args(name, &mode).split_off(2),
+            exec: Some(Box::new(plan.record())),
         };
         if let Err(e) = state::write_state(paths, name, &st) {
             fail(&mut report, &e);
             let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = cleanup(paths, name);
+            let _ = ns::wait_pidfd(pidfd.as_fd(), false);
+            if let Some(m) = meminfo.take() {
+                crate::memfs::finish(m);
+            }
+            let _ = cleanup_with(paths, name, Some(&st));
             return 1;
         }
         log(&format!("guest '{name}' started: init pid {pid}"));
@@ -428,30 +505,51 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         ) {
             report = None;
         }
+        if rebooted && !hooks(&[vs_config::Hook::PostStart]) {
+            // As a failing post-start hook of `start`: stopped again.
+            let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        }
+        held = None;
         let exit = match ns::wait_pidfd(pidfd.as_fd(), false) {
             Ok(Some(x)) => x,
             Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
         };
         crate::timing::mark("monitor: init ended");
         log(&format!("guest '{name}' init ended: {exit:?}"));
-        if exit == Exit::Signal(libc::SIGHUP)
-            && matches!(mode, Mode::Boot)
-            && !state::stopping_file(paths, name).exists()
-        {
+        let by_stop = state::stopping_file(paths, name).exists();
+        if !by_stop {
+            held = crate::lock::Lock::guest_waiting(paths, name, crate::sequence::LOCK_WAIT).ok();
+            hooks(crate::sequence::BEFORE_STOP);
+        }
+        if exit == Exit::Signal(libc::SIGHUP) && matches!(mode, Mode::Boot) && !by_stop {
             // reboot(2) inside: the kernel killed every process of the
             // guest's pid namespace with its init. No cgroup.kill here:
             // observed on 6.18, an init cloned into the cgroup right after
             // a cgroup.kill was itself SIGKILLed.
             log(&format!("guest '{name}' rebooting"));
+            hooks(crate::sequence::AFTER_STOP);
+            if !hooks(crate::sequence::BEFORE_START) {
+                break (exit, false);
+            }
+            rebooted = true;
             continue;
         }
-        break exit;
+        break (exit, !by_stop);
     };
+    // The guest's mount namespace is gone with its init: the meminfo
+    // server ends now (before cleanup, which would wait for it).
+    if let Some(m) = meminfo {
+        crate::memfs::finish(m);
+    }
     if let Err(e) = cleanup(paths, name) {
         log(&format!("cleanup: {e}"));
     }
     crate::timing::mark("monitor: cleaned up");
     log(&format!("guest '{name}' stopped"));
+    if stop_hooks {
+        hooks(crate::sequence::AFTER_STOP);
+    }
+    drop(held);
     if let Some(r) = report {
         let _ = r.send(&format!("exit {}", exit.shell_status()), None);
     }

@@ -183,13 +183,18 @@ pub fn remove_addresses(added: &[Address]) {
 
 /// Runs `cmd` on the host confined to `addrs` (util-vserver's `chbind`):
 /// a cgroup of its own with the shared-mode programs, removed after the
-/// command ends. Returns the command's exit status.
-pub fn chbind(addrs: &vs_net::GuestAddrs, cmd: &[String]) -> Result<i32> {
+/// command ends, under `base` as a guest's (`.defaults/cgroup/base`).
+/// Returns the command's exit status.
+pub fn chbind(
+    addrs: &vs_net::GuestAddrs,
+    cmd: &[String],
+    base: Option<&std::path::Path>,
+) -> Result<i32> {
     use std::os::fd::AsFd;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let fs = vs_cgroup::CgroupFs::system()?;
     let name = format!("chbind-{}", std::process::id());
-    let cg = vs_cgroup::GuestCgroup::create(&fs, None, &name)?;
+    let cg = vs_cgroup::GuestCgroup::create(&fs, base, &name)?;
     let run = || -> Result<i32> {
         let fd = cg.v2_dir_fd()?;
         vs_net::attach(fd.as_fd(), addrs).map_err(|e| Error::Setup(format!("chbind: {e}")))?;

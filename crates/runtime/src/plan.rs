@@ -9,6 +9,9 @@ use vs_sys::ns::{IdMapping, flags};
 use vs_sys::security::rlimit::{Resource, Rlimit};
 use vs_sys::security::seccomp::SeccompOptions;
 
+/// capabilities(7) number of CAP_SYS_RESOURCE.
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
 /// What pid 1 of the guest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Init {
@@ -74,6 +77,10 @@ pub struct Plan {
     /// The lxcfs mount whose `/proc` files VIRT_MEM binds over the guest's
     /// (set by the monitor once lxcfs runs).
     pub lxcfs: Option<PathBuf>,
+    /// VIRT_MEM's own `/proc/meminfo`: the descriptor of the monitor's
+    /// detached meminfo mount ([`crate::memfs`]), which each init inherits
+    /// and clones.
+    pub meminfo: Option<i32>,
     /// Shared network mode: the guest's addresses, confined by BPF.
     pub shared_net: Option<crate::net::SharedNet>,
     /// Private network mode (`netns/`).
@@ -83,6 +90,31 @@ pub struct Plan {
     /// own 0, 1, 2, so the command reads and writes the caller's terminal
     /// or pipes (set by the monitor).
     pub stdio: bool,
+}
+
+/// What a guest's processes got at its start, recorded in its state so
+/// that `exec` gives a new process the same, whatever the configuration
+/// says by then (and with the monitor's adjustments, e.g. RLIMIT_AS).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// [`Plan::namespaces`].
+    pub namespaces: u64,
+    /// [`Plan::idmap`]: inside, outside, count.
+    pub idmap: Option<[u32; 3]>,
+    /// [`Plan::bcaps`].
+    pub bcaps: Vec<u8>,
+    /// [`Plan::seccomp`]: user namespaces, TIOCSTI allowed; sethostname denied.
+    pub seccomp: [bool; 3],
+    /// [`Plan::rlimits`]: resource name, soft, hard.
+    pub rlimits: Vec<(String, Option<u64>, Option<u64>)>,
+    /// [`Plan::personality`].
+    pub personality: Option<u32>,
+    /// [`Plan::virt_uptime`].
+    pub virt_uptime: bool,
+    /// [`Plan::private`].
+    pub private: bool,
+    /// [`Plan::environment`].
+    pub environment: Vec<(String, String)>,
 }
 
 fn ulimit_resource(r: UlimitResource) -> Resource {
@@ -239,6 +271,16 @@ impl Plan {
             environment.push(("RUNLEVEL".into(), spec.init.runlevel_start.clone()));
             environment.push(("PREVLEVEL".into(), "N".into()));
         }
+        let mut bcaps: Vec<u8> = spec.bcaps.iter().map(|c| c.bit() as u8).collect();
+        // ccap SET_RLIMIT: Linux-VServer let a context raise a hard rlimit
+        // only with CAP_SYS_RESOURCE and VXC_SET_RLIMIT. A privileged guest
+        // shares the host's user namespace, where CAP_SYS_RESOURCE lifts
+        // every hard limit (rlimits are not namespaced): without the ccap it
+        // goes, whatever `bcapabilities` says. In a user namespace the guest
+        // never has it where rlimits are checked (the initial namespace).
+        if spec.idmap.is_none() && !spec.ccaps.contains(&CCap::SetRlimit) {
+            bcaps.retain(|c| u32::from(*c) != CAP_SYS_RESOURCE);
+        }
         Plan {
             name: spec.name.to_string(),
             vdir: spec.vdir.clone(),
@@ -247,7 +289,7 @@ impl Plan {
             hostname: spec.hostname.clone(),
             domainname: spec.domainname.clone(),
             fstab: spec.fstab.clone(),
-            bcaps: spec.bcaps.iter().map(|c| c.bit() as u8).collect(),
+            bcaps,
             seccomp: SeccompOptions {
                 allow_user_namespaces: spec.ccaps.contains(&CCap::Namespace),
                 allow_tiocsti: spec.ccaps.contains(&CCap::Tiocsti),
@@ -263,10 +305,66 @@ impl Plan {
             shell: spec.shell.clone(),
             nice: spec.config.nice,
             lxcfs: None,
+            meminfo: None,
             shared_net: shared_net.then(|| crate::net::SharedNet::new(spec)),
             private_net: crate::net::PrivateNet::new(spec),
             stdio: false,
         }
+    }
+
+    /// What [`Recorded`] keeps of this plan.
+    pub fn record(&self) -> Recorded {
+        Recorded {
+            namespaces: self.namespaces,
+            idmap: self.idmap.map(|m| [m.inside, m.outside, m.count]),
+            bcaps: self.bcaps.clone(),
+            seccomp: [
+                self.seccomp.allow_user_namespaces,
+                self.seccomp.allow_tiocsti,
+                self.seccomp.deny_set_utsname,
+            ],
+            rlimits: self
+                .rlimits
+                .iter()
+                .map(|l| (l.resource.name().to_owned(), l.soft, l.hard))
+                .collect(),
+            personality: self.personality,
+            virt_uptime: self.virt_uptime,
+            private: self.private,
+            environment: self.environment.clone(),
+        }
+    }
+
+    /// Puts what `r` recorded in place of this plan's own.
+    pub fn apply_recorded(&mut self, r: &Recorded) {
+        self.namespaces = r.namespaces;
+        self.idmap = r.idmap.map(|[inside, outside, count]| IdMapping {
+            inside,
+            outside,
+            count,
+        });
+        self.bcaps = r.bcaps.clone();
+        let [allow_user_namespaces, allow_tiocsti, deny_set_utsname] = r.seccomp;
+        self.seccomp = SeccompOptions {
+            allow_user_namespaces,
+            allow_tiocsti,
+            deny_set_utsname,
+        };
+        self.rlimits = r
+            .rlimits
+            .iter()
+            .filter_map(|(name, soft, hard)| {
+                Some(Rlimit {
+                    resource: Resource::from_name(name)?,
+                    soft: *soft,
+                    hard: *hard,
+                })
+            })
+            .collect();
+        self.personality = r.personality;
+        self.virt_uptime = r.virt_uptime;
+        self.private = r.private;
+        self.environment = r.environment.clone();
     }
 
     /// The environment as `KEY=VALUE` strings.
@@ -275,5 +373,42 @@ impl Plan {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vs_config::{GuestName, Paths};
+
+    fn plan_of(files: &[(&str, &str)]) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let name = GuestName::new("demo").unwrap();
+        let cfg = paths.guest_cfg(&name);
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("context"), "1234\n").unwrap();
+        for (f, text) in files {
+            std::fs::write(cfg.join(f), text).unwrap();
+        }
+        Plan::new(&GuestSpec::load(&paths, &name).unwrap(), &Mode::Boot)
+    }
+
+    #[test]
+    fn set_rlimit_decides_cap_sys_resource_of_a_privileged_guest() {
+        let res = CAP_SYS_RESOURCE as u8;
+        let base = [("privileged", ""), ("bcapabilities", "SYS_RESOURCE\n")];
+        assert!(!plan_of(&base).bcaps.contains(&res));
+        let mut with = base.to_vec();
+        with.push(("ccapabilities", "SET_RLIMIT\n"));
+        assert!(plan_of(&with).bcaps.contains(&res));
+        // Without bcapabilities naming it, the ccap adds nothing.
+        assert!(
+            !plan_of(&[("privileged", ""), ("ccapabilities", "SET_RLIMIT\n")])
+                .bcaps
+                .contains(&res)
+        );
+        // A user-namespace guest keeps it (scoped to its namespace).
+        assert!(plan_of(&[]).bcaps.contains(&res));
     }
 }

@@ -39,6 +39,16 @@ fn inside_a_guest(proc_root: &Path, host_pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Field 23 (vsize, bytes) of `/proc/PID/stat`: what `vserver-stat` adds
+/// up as VSZ.
+pub fn vsize(proc_root: &Path, host_pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc_root.join(host_pid.to_string()).join("stat")).ok()?;
+    // comm may hold spaces and parentheses: fields resume after the last
+    // ')', with field 3 (state) first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(23 - 3)?.parse().ok()
+}
+
 /// Every process of guest `name` (inside its pid namespace), by host pid.
 pub fn list(paths: &Paths, name: &GuestName) -> Result<Vec<GuestProcess>> {
     let Some(cg) = crate::monitor::find_cgroup(paths, name)? else {
@@ -82,6 +92,13 @@ mod tests {
             "Name:\tvserver-exec\nNSpid:\t4712\n",
         )
         .unwrap();
+        std::fs::write(
+            dir.path().join("4711/stat"),
+            "4711 (a) b) S 1 4711 4711 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 1 0 99 8675309 42 x\n",
+        )
+        .unwrap();
+        assert_eq!(vsize(dir.path(), 4711), Some(8_675_309));
+        assert_eq!(vsize(dir.path(), 4712), None);
         assert!(
             !inside_a_guest(dir.path(), 4712),
             "the broker is not a guest process"

@@ -186,10 +186,55 @@ fn mount_fstab(root: &RootDir, n: usize, e: &FstabEntry) -> Result<()> {
     }
 }
 
+/// What masks the files of [`MASKED_FILES`]: an empty regular file of a
+/// private tmpfs, bound read-only, nodev, nosuid, noexec (as LXC and runc
+/// keep `/proc/sysrq-trigger` read-only): it reads empty, every write fails
+/// with EROFS, and it is no device. A bind of the host's `/dev/null` would
+/// be a writable char device the device filter allows.
+fn empty_file_mount(fs: Option<&OwnedFd>) -> Result<OwnedFd> {
+    let masked = Attr::MOUNT_ATTR_RDONLY
+        | Attr::MOUNT_ATTR_NODEV
+        | Attr::MOUNT_ATTR_NOSUID
+        | Attr::MOUNT_ATTR_NOEXEC;
+    // A clone of a file of a detached tmpfs (kernels since 6.15); else the
+    // host's /dev/null, nodev: unreadable, unwritable, still masked.
+    let tree = match fs.and_then(|fs| mount::clone_tree(fs.as_fd(), Path::new("empty"), false).ok())
+    {
+        Some(t) => t,
+        None => mount::clone_tree(rustix::fs::CWD, Path::new("/dev/null"), false).map_err(sys)?,
+    };
+    mount::set_attr(
+        tree.as_fd(),
+        masked,
+        Attr::empty(),
+        false,
+        None,
+        Path::new("masked file"),
+    )
+    .map_err(sys)?;
+    Ok(tree)
+}
+
+/// A detached tmpfs holding one empty file, `empty`, mode 0444.
+fn empty_fs() -> Option<OwnedFd> {
+    let fs = mount::new_fs("tmpfs", "tmpfs", &["size=4k", "mode=555"], Attr::empty()).ok()?;
+    rustix::fs::openat(
+        fs.as_fd(),
+        "empty",
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o444),
+    )
+    .ok()?;
+    Some(fs)
+}
+
 fn protect(root: &RootDir) -> Result<()> {
+    let empty = empty_fs();
     for rel in MASKED_FILES {
         if root.exists(rel).map_err(sys)? {
-            bind_host(root, "/dev/null", rel, false, Attr::empty())?;
+            let m = empty_file_mount(empty.as_ref())?;
+            let t = target(root, rel, false)?;
+            mount::attach(m.as_fd(), t.as_fd(), &root.host_path(rel)).map_err(sys)?;
         }
     }
     for rel in MASKED_DIRS {
@@ -228,7 +273,12 @@ fn protect(root: &RootDir) -> Result<()> {
 }
 
 /// Builds the guest's filesystem view and pivots into it.
-fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) -> Result<()> {
+fn build_root(
+    plan: &Plan,
+    rootfs: OwnedFd,
+    lxcfs: Option<crate::lxcfs::Binds>,
+    meminfo: Option<OwnedFd>,
+) -> Result<()> {
     // The (formerly detached) tree's fd names the root of the attached mount.
     let root = RootDir::from_fd(rootfs, &plan.vdir);
     let noexec = Attr::MOUNT_ATTR_NOSUID | Attr::MOUNT_ATTR_NODEV | Attr::MOUNT_ATTR_NOEXEC;
@@ -237,6 +287,10 @@ fn build_root(plan: &Plan, rootfs: OwnedFd, lxcfs: Option<crate::lxcfs::Binds>) 
         // VIRT_MEM: meminfo, cpuinfo, stat, loadavg, swaps, diskstats of
         // the guest's cgroup, over the fresh /proc (before `protect`).
         binds.attach(&root)?;
+    }
+    if let Some(bind) = meminfo {
+        // VIRT_MEM's own meminfo, in place of lxcfs's.
+        crate::memfs::attach(&root, bind)?;
     }
     if plan.namespaces & vs_sys::ns::flags::NET != 0 {
         mount_new(
@@ -301,8 +355,28 @@ pub fn restrict(plan: &Plan) -> Result<Vec<String>> {
     }
     vs_sys::security::caps::limit_bounding_set(&plan.bcaps)
         .map_err(|e| Error::Setup(e.to_string()))?;
+    if !plan.bcaps.contains(&(crate::plan::CAP_SYS_RESOURCE as u8)) {
+        // Not only after exec: the reaper (pid 1) and the exec helper run on
+        // as they are, and must not raise a hard rlimit either.
+        drop_sys_resource()?;
+    }
     vs_sys::security::seccomp::install(&plan.seccomp).map_err(|e| Error::Setup(e.to_string()))?;
     Ok(notes)
+}
+
+/// Lowers CAP_SYS_RESOURCE in the effective and permitted sets (needs no
+/// privilege).
+fn drop_sys_resource() -> Result<()> {
+    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+    let mut sets = capabilities(None).map_err(|e| Error::io("capget", "read", e.into()))?;
+    if sets.permitted.contains(CapabilitySet::SYS_RESOURCE) {
+        sets.effective.remove(CapabilitySet::SYS_RESOURCE);
+        sets.permitted.remove(CapabilitySet::SYS_RESOURCE);
+        sets.inheritable.remove(CapabilitySet::SYS_RESOURCE);
+        set_capabilities(None, sets)
+            .map_err(|e| Error::io("capset", "drop CAP_SYS_RESOURCE", e.into()))?;
+    }
+    Ok(())
 }
 
 /// Tells the monitor the init is set up, then waits for its `run`: the
@@ -350,11 +424,21 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
         .lxcfs
         .as_deref()
         .map(crate::lxcfs::open_binds)
+        .transpose()?
+        .map(|b| match plan.meminfo {
+            Some(_) => b.without(crate::memfs::TARGET),
+            None => b,
+        });
+    let meminfo = plan
+        .meminfo
+        // SAFETY: the monitor's meminfo mount, inherited through clone3
+        // and open for the whole of this process's set-up.
+        .map(|fd| crate::memfs::open_bind(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }))
         .transpose()?;
     if plan.idmap.is_some() {
         vs_sys::ns::become_root().map_err(sys)?;
     }
-    build_root(plan, rootfs, lxcfs)?;
+    build_root(plan, rootfs, lxcfs, meminfo)?;
     crate::timing::mark("init: root built");
     vs_sys::ns::set_uts(&plan.hostname, plan.domainname.as_deref()).map_err(sys)?;
     vs_sys::ns::set_name("init").map_err(sys)?;
@@ -387,29 +471,35 @@ pub fn init_side(plan: &Plan, chan: &Channel) -> Result<std::convert::Infallible
     let chan = Channel::from_fd(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) });
     rustix::io::fcntl_setfd(chan.fd(), rustix::io::FdFlags::CLOEXEC)
         .map_err(|e| Error::io("fd 3", "set close-on-exec", e.into()))?;
+    // The channel the caller holds was closed with the other fds: errors
+    // from here to `ready` go back on fd 3.
+    let report = |e: Error| {
+        let _ = chan.send(&format!("error {e}"), None);
+        e
+    };
     match &plan.init {
         Init::Exec(argv) => {
             let prog = std::ffi::CString::new(argv[0].as_str())
-                .map_err(|_| Error::Setup("init path contains NUL".into()))?;
+                .map_err(|_| report(Error::Setup("init path contains NUL".into())))?;
             // SAFETY: access(2) with a valid C string.
             if unsafe { libc::access(prog.as_ptr(), libc::X_OK) } != 0 {
-                return Err(Error::Setup(format!(
+                return Err(report(Error::Setup(format!(
                     "{} is not an executable in the guest (init style plain)",
                     argv[0]
-                )));
+                ))));
             }
-            restrict(plan)?;
+            restrict(plan).map_err(report)?;
             crate::timing::mark("init: restricted, ready");
             ready(&chan)?;
             Err(crate::reaper::exec(argv, &plan.env_strings()))
         }
         Init::Reaper { main, mode } => {
-            vs_sys::ns::set_non_dumpable().map_err(sys)?;
-            let main = crate::reaper::resolve_main(main)?;
+            vs_sys::ns::set_non_dumpable().map_err(|e| report(sys(e)))?;
+            let main = crate::reaper::resolve_main(main).map_err(report)?;
             if main.is_none() && *mode == crate::plan::ReaperMode::Run {
-                return Err(Error::Setup("no command to run".into()));
+                return Err(report(Error::Setup("no command to run".into())));
             }
-            restrict(plan)?;
+            restrict(plan).map_err(report)?;
             crate::timing::mark("init: restricted, ready");
             ready(&chan)?;
             drop(chan);

@@ -116,8 +116,13 @@ fn guest_lock_held(paths: &Paths, name: &GuestName) -> bool {
 /// (the `vserver` binary itself, as `vserver:[NAME]`, in its own session,
 /// output to the guest's log) and waits until it reports.
 pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
+    let lock = Lock::guest(paths, &spec.name)?;
+    start_locked(paths, spec, mode, &lock)
+}
+
+/// [`start`] for a caller that holds the guest's lock already.
+pub fn start_locked(paths: &Paths, spec: &GuestSpec, mode: &Mode, _lock: &Lock) -> Result<Started> {
     let name = &spec.name;
-    let _lock = Lock::guest(paths, name)?;
     if crate::status(paths, name)?.is_running() {
         return Err(Error::Running(name.to_string()));
     }
@@ -203,6 +208,13 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
         .map_err(|e| Error::io(exe, "start the monitor", e))?;
     drop(theirs);
     drop(stdio);
+    let mut monitor = monitor;
+    // A monitor that failed removes what it made, then exits: waited for,
+    // so a failed start returns with nothing of the guest left.
+    let mut failed = |m: String| {
+        let _ = monitor.wait();
+        Err(Error::Setup(m))
+    };
     match ours.recv()? {
         Some((m, _)) if m.starts_with("ok ") => {
             crate::timing::mark("cli: guest started");
@@ -212,13 +224,13 @@ pub fn start(paths: &Paths, spec: &GuestSpec, mode: &Mode) -> Result<Started> {
                 monitor,
             })
         }
-        Some((m, _)) => Err(Error::Setup(format!(
+        Some((m, _)) => failed(format!(
             "guest '{name}' did not start: {}",
             m.strip_prefix("error ").unwrap_or(&m)
-        ))),
-        None => Err(Error::Setup(format!(
+        )),
+        None => failed(format!(
             "guest '{name}' did not start: the monitor ended without a report (see {})",
             log_path.display()
-        ))),
+        )),
     }
 }

@@ -35,12 +35,30 @@ pub struct RunState {
     /// The host end of a private-mode guest's veth, whose NAT rules go at stop.
     #[serde(default)]
     pub private_if: Option<String>,
+    /// VIRT_MEM's meminfo server (crates/runtime/src/memfs.rs): pid and
+    /// start time, for a stop without the monitor to wait for its end.
+    #[serde(default)]
+    pub meminfo_server: Option<(i32, u64)>,
+    /// How it was started: the mode words of the monitor's command line
+    /// (`boot`, `rescue CMD...`, `run CMD...`; empty: `boot`), so `stop`
+    /// treats a rescue or run instance as one.
+    #[serde(default)]
+    pub mode: Vec<String>,
+    /// What its processes got (namespaces, limits, filter), for `exec`
+    /// whatever the configuration says now.
+    #[serde(default)]
+    pub exec: Option<Box<crate::plan::Recorded>>,
 }
 
 impl RunState {
     /// Whether the monitor that wrote this is still alive.
     pub fn monitor_alive(&self) -> bool {
         process_start_ticks(Path::new("/proc"), self.monitor_pid) == Some(self.monitor_start_ticks)
+    }
+
+    /// The mode the guest was started in.
+    pub fn start_mode(&self) -> crate::plan::Mode {
+        crate::start::parse_mode(&self.mode).unwrap_or_default()
     }
 }
 
@@ -196,6 +214,9 @@ mod tests {
             cgroups: Vec::new(),
             addresses: Vec::new(),
             private_if: None,
+            meminfo_server: None,
+            mode: Vec::new(),
+            exec: None,
         };
         let dir = paths.guest_run(&name);
         fs::create_dir_all(&dir).unwrap();

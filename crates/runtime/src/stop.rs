@@ -37,8 +37,13 @@ fn wait_exit(pidfd: BorrowedFd<'_>, limit: Duration) -> bool {
 
 /// Stops guest `spec`. Returns false if it was not running.
 pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
+    let lock = Lock::guest(paths, &spec.name)?;
+    stop_locked(paths, spec, &lock)
+}
+
+/// [`stop`] for a caller that holds the guest's lock already.
+pub fn stop_locked(paths: &Paths, spec: &GuestSpec, _lock: &Lock) -> Result<bool> {
     let name = &spec.name;
-    let _lock = Lock::guest(paths, name)?;
     let Some(st) = state::read_state(paths, name)? else {
         crate::monitor::cleanup(paths, name)?;
         return Ok(false);
@@ -55,35 +60,39 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
             return Ok(false);
         }
     };
-    let plan = Plan::new(spec, &Mode::Boot);
+    // The mode it was started in: a rescue or run instance has no style
+    // to stop, only its command.
+    let mode = st.start_mode();
+    let plan = Plan::new(spec, &mode);
     let killseq = &spec.init.killseq;
     let marker = state::stopping_file(paths, name);
     std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, "write", e))?;
+    // The whole stop is bounded (README): the style's stop gets at most the
+    // first kill-sequence wait, the kill sequence its own waits, then
+    // SIGKILL and a short wait for the monitor's cleanup.
+    let style_limit =
+        Duration::from_secs(u64::from(killseq.then.first().map_or(5, |w| w.0)).max(1));
     // 1. The style's own stop.
+    let boot = matches!(mode, Mode::Boot);
     let stop_cmd: Option<Vec<String>> = match (&plan.init, plan.style) {
-        (Init::Reaper { .. }, InitStyle::Sysv) => Some(vec![
+        (Init::Reaper { .. }, InitStyle::Sysv) if boot => Some(vec![
             "/etc/init.d/rc".into(),
             spec.init.runlevel_stop.clone(),
         ]),
-        (_, InitStyle::Cmd) => spec.init.cmd_stop.clone(),
+        (_, InitStyle::Cmd) if boot => spec.init.cmd_stop.clone(),
         _ => None,
     };
     if let Some(cmd) = stop_cmd {
         let exists = cmd[0] != "/etc/init.d/rc" || spec.vdir.join("etc/init.d/rc").exists();
         if exists {
-            // Bounded by the first kill-sequence wait: a hanging stop script
-            // must not hold the stop up beyond what killseq promises.
-            let limit =
-                Duration::from_secs(u64::from(killseq.then.first().map_or(5, |w| w.0)).max(1) * 6);
-            let _ = crate::exec::run_with_timeout(paths, spec, &cmd, limit);
+            // Through the runtime's own exec path: PRIVATE refuses only
+            // users' exec and enter.
+            let _ = crate::exec::run_with_timeout(paths, spec, &cmd, style_limit);
         }
-    } else if plan.style == InitStyle::Plain {
+    } else if boot && plan.style == InitStyle::Plain {
         // systemd halts on SIGRTMIN+3; sysvinit's telinit path comes later.
         let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGRTMIN() + 3);
-        wait_exit(
-            pidfd.as_fd(),
-            Duration::from_secs(u64::from(killseq.then.first().map_or(5, |w| w.0))),
-        );
+        wait_exit(pidfd.as_fd(), style_limit);
     }
     // 2. The kill sequence: each signal to init and every guest process.
     let cg = crate::monitor::find_cgroup(paths, name)?;
@@ -112,9 +121,14 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
             signal_all(*sig);
         }
     }
-    if !done && !wait_exit(pidfd.as_fd(), Duration::from_secs(5)) {
+    if !done && !wait_exit(pidfd.as_fd(), Duration::from_millis(500)) {
+        // A kill sequence that does not end in SIGKILL, or an init that
+        // did not go: everything, now.
         let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-        wait_exit(pidfd.as_fd(), Duration::from_secs(5));
+        if let Some(cg) = &cg {
+            let _ = cg.kill_all();
+        }
+        wait_exit(pidfd.as_fd(), Duration::from_secs(2));
     }
     // 3. The monitor cleans up when it sees init go, then exits: wait for
     // that on its pidfd (checked against its recorded start, so a reused
@@ -122,7 +136,7 @@ pub fn stop(paths: &Paths, spec: &GuestSpec) -> Result<bool> {
     if let Ok(monitor) = ns::pidfd_open(st.monitor_pid)
         && st.monitor_alive()
     {
-        wait_exit(monitor.as_fd(), Duration::from_secs(10));
+        wait_exit(monitor.as_fd(), Duration::from_secs(5));
     }
     crate::monitor::cleanup(paths, name)?;
     if state::state_file(paths, name).exists() {

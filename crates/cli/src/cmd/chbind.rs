@@ -67,7 +67,8 @@ pub fn parse(args: &[String]) -> Result<(vs_net::GuestAddrs, Vec<String>), Strin
 /// Runs `chbind`.
 pub fn main(args: &[String]) -> anyhow::Result<ExitCode> {
     let (addrs, cmd) = parse(args).map_err(|e| Exit::error(USAGE, format!("chbind: {e}")))?;
-    let code = vs_runtime::net::chbind(&addrs, &cmd)?;
+    let base = vs_config::Paths::from_env(None).cgroup_base()?;
+    let code = vs_runtime::net::chbind(&addrs, &cmd, base.as_deref())?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 

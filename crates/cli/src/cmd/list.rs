@@ -32,6 +32,12 @@ struct Entry {
     /// Network traffic (running private-mode guests).
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<vs_runtime::limits::NetCounters>,
+    /// vserver-stat's VSZ, bytes (running guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vsz_bytes: Option<u64>,
+    /// vserver-stat's UPTIME, ms (running guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uptime_ms: Option<u64>,
     /// Why the configuration could not be read (state `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -48,13 +54,17 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
         (Ok(s), "running") => vs_runtime::limits::figures(paths, s).ok(),
         _ => None,
     };
-    let (limits, stats, network) =
-        figures.map_or((None, None, None), |f| (f.limits, f.stats, f.network));
+    let (limits, stats, network, vsz_bytes, uptime_ms) = figures
+        .map_or((None, None, None, None, None), |f| {
+            (f.limits, f.stats, f.network, f.vsz_bytes, f.uptime_ms)
+        });
     match spec {
         Ok(s) => Entry {
             limits,
             stats,
             network,
+            vsz_bytes,
+            uptime_ms,
             state,
             context: Some(s.context.get()),
             hostname: Some(s.hostname.clone()),
@@ -89,6 +99,8 @@ fn entry(paths: &Paths, name: GuestName) -> Entry {
             limits: None,
             stats: None,
             network: None,
+            vsz_bytes: None,
+            uptime_ms: None,
             error: Some(e.to_string()),
         },
     }

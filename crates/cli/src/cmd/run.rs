@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use clap::Args;
-use vs_config::{GuestName, GuestSpec, Hook, Paths};
+use vs_config::{GuestName, GuestSpec, Paths};
 use vs_runtime::Mode;
 use vs_runtime::exec::ExecOptions;
 
@@ -63,39 +63,30 @@ pub fn start(paths: &Paths, name: &GuestName, a: StartArgs) -> anyhow::Result<Ex
     if let Some(w) = spec.init.style.unsupported() {
         anyhow::bail!("{}: {w}", spec.cfgdir.join("apps/init/style").display());
     }
-    start_with_hooks(paths, &spec, &mode)?;
+    if start_with_hooks(paths, &spec, &mode)?.is_none() {
+        already_running(name);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The start sequence with util-vserver's hooks around it: a failing
-/// prepre-start or pre-start hook aborts before anything is made.
+/// The start sequence with util-vserver's hooks around it, under the
+/// guest's lock; `None` when the guest is running already.
 fn start_with_hooks(
     paths: &Paths,
     spec: &GuestSpec,
     mode: &Mode,
-) -> anyhow::Result<vs_runtime::start::Started> {
-    if vs_runtime::status(paths, &spec.name)?.is_running() {
-        anyhow::bail!("guest '{}' is already running", spec.name);
-    }
-    vs_runtime::hooks::run(paths, spec, Hook::PrepreStart)?;
-    vs_runtime::hooks::run(paths, spec, Hook::PreStart)?;
-    let started = vs_runtime::start::start(paths, spec, mode)?;
-    vs_runtime::hooks::run(paths, spec, Hook::PostStart)?;
-    Ok(started)
+) -> anyhow::Result<Option<vs_runtime::start::Started>> {
+    Ok(vs_runtime::sequence::start_with_hooks(paths, spec, mode)?)
+}
+
+/// util-vserver's words (and exit status 0) for a start of a running guest.
+fn already_running(name: &GuestName) {
+    eprintln!("Vserver '{name}' is already running");
 }
 
 /// The stop sequence with its hooks; false if the guest was not running.
 fn stop_with_hooks(paths: &Paths, spec: &GuestSpec) -> anyhow::Result<bool> {
-    let running = vs_runtime::status(paths, &spec.name)?.is_running();
-    if running {
-        vs_runtime::hooks::run(paths, spec, Hook::PreStop)?;
-    }
-    let was = vs_runtime::stop::stop(paths, spec)?;
-    if was {
-        vs_runtime::hooks::run(paths, spec, Hook::PostStop)?;
-        vs_runtime::hooks::run(paths, spec, Hook::PostpostStop)?;
-    }
-    Ok(was)
+    Ok(vs_runtime::sequence::stop_with_hooks(paths, spec)?)
 }
 
 /// `stop`.
@@ -114,7 +105,9 @@ pub fn restart(paths: &Paths, name: &GuestName, only_if_running: bool) -> anyhow
     if only_if_running && !was {
         return Ok(ExitCode::SUCCESS);
     }
-    start_with_hooks(paths, &spec, &Mode::Boot)?;
+    if start_with_hooks(paths, &spec, &Mode::Boot)?.is_none() {
+        already_running(name);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -167,7 +160,10 @@ pub fn run(paths: &Paths, name: &GuestName, a: CommandArgs) -> anyhow::Result<Ex
     // Blocked before the start, so a signal that comes while it runs waits
     // for the forwarder instead of ending us with the guest left running.
     let signals = block_forwarded_signals();
-    let mut started = start_with_hooks(paths, &spec, &Mode::Run(a.cmd))?;
+    // A new instance: a running guest is an error here, not a no-op.
+    let Some(mut started) = start_with_hooks(paths, &spec, &Mode::Run(a.cmd))? else {
+        anyhow::bail!("guest '{name}' is already running");
+    };
     forward_signals(started.init_pid, signals);
     let status = loop {
         match started.report.recv()? {
