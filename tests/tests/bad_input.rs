@@ -91,6 +91,21 @@ fn bad_build_options_change_nothing() {
         &[&n, "build", "-m", "skeleton", "--initstyle", "upstart"],
         "upstart",
     );
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--cpusetcpus", "3-1"],
+        "--cpusetcpus '3-1': expected a list like 0-3,5",
+    );
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--cpusetmems", "0:yes"],
+        "--cpusetmems '0:yes': expected a list like 0-3,5, optionally with :1 (exclusive) or :0",
+    );
+    refused(
+        &env,
+        &[&n, "build", "-m", "skeleton", "--cpuset", "../up"],
+        "--cpuset '../up': expected a cpuset name without '/'",
+    );
 }
 
 #[test]

@@ -311,6 +311,23 @@ fn template_guest_keeps_owners_modes_and_links() {
         .arg(tree.join("etc/owned"))
         .status()
         .unwrap();
+    // A user.* xattr, unless this file system refuses them.
+    let xattr_ok = match rustix::fs::setxattr(
+        tree.join("etc/owned"),
+        "user.vserver.test",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::NOTSUP) => {
+            eprintln!(
+                "SKIPPED the xattr check only: {} refuses user.* xattrs",
+                tree.display()
+            );
+            false
+        }
+        Err(e) => panic!("setxattr: {e}"),
+    };
     let archive = env.path("guest.tar.zst");
     tar_of(&tree, &archive, "zstd");
 
@@ -336,6 +353,12 @@ fn template_guest_keeps_owners_modes_and_links() {
         m.ino(),
         fs::metadata(root.join("etc/owned-link")).unwrap().ino()
     );
+    if xattr_ok {
+        let mut buf = [0u8; 64];
+        let n = rustix::fs::getxattr(root.join("etc/owned"), "user.vserver.test", &mut buf)
+            .expect("the user.* xattr came through the archive");
+        assert_eq!(&buf[..n], b"kept");
+    }
     assert_eq!(
         chroot(&root, &["/bin/sh", "-c", "echo ok"]).ok().stdout,
         "ok\n"
@@ -428,6 +451,223 @@ fn a_failure_after_the_tree_is_made_removes_the_cache_directory_too() {
     );
     assert!(!env.path(&format!("etc/vservers/{name}")).exists());
     assert!(!env.path(&format!("var/lib/vservers/{name}")).exists());
+}
+
+#[test]
+fn build_options_write_their_files() {
+    let env = Env::new();
+    let cfg = |n: &str, f: &str| format!("etc/vservers/{n}/{f}");
+    let (a, b, c) = (unique("opt"), unique("opt"), unique("opt"));
+    env.run(&[&a, "build", "-m", "skeleton", "--initstyle", "sysv"])
+        .ok();
+    env.run(&[
+        &b,
+        "build",
+        "-m",
+        "skeleton",
+        "--initstyle",
+        "plain",
+        "--storage",
+        "dir",
+    ])
+    .ok();
+    env.run(&[&c, "build", "-m", "skeleton"]).ok();
+    assert_eq!(read(&env, &cfg(&a, "apps/init/style")), "sysv\n");
+    assert_eq!(read(&env, &cfg(&b, "apps/init/style")), "plain\n");
+    assert!(
+        !env.path(&cfg(&c, "apps/init/style")).exists(),
+        "sysv is the default"
+    );
+    assert!(!env.path(&cfg(&a, "apps/init/cmd.start")).exists());
+    assert_eq!(read(&env, &cfg(&b, "storage/type")), "dir\n");
+    assert!(!env.path(&cfg(&a, "storage")).exists());
+    // The cache link points at the guest's cache directory, which exists.
+    for n in [&a, &b, &c] {
+        let link = fs::read_link(env.path(&cfg(n, "cache"))).unwrap();
+        assert_eq!(link, env.path(&format!("var/cache/vservers/{n}")));
+        assert!(link.is_dir(), "{}", link.display());
+    }
+    for n in [&a, &b, &c] {
+        env.run(&[n, "delete", "--force"]).ok();
+        assert_eq!(env.traces_of(n), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn cpuset_options_write_cpuset_files() {
+    let env = Env::new();
+    let (a, b) = (unique("cpus"), unique("cpus"));
+    env.run(&[
+        &a,
+        "build",
+        "-m",
+        "skeleton",
+        "--cpuset",
+        "web",
+        "--cpusetcpus",
+        "0:1",
+        "--cpusetmems",
+        "0",
+        "--cpusetvirt",
+    ])
+    .ok();
+    env.run(&[&b, "build", "-m", "skeleton", "--cpusetmems", "0:1"])
+        .ok();
+    let cfg = |n: &str, f: &str| format!("etc/vservers/{n}/cpuset/{f}");
+    assert_eq!(read(&env, &cfg(&a, "name")), "web\n");
+    assert_eq!(read(&env, &cfg(&a, "cpus")), "0\n");
+    assert_eq!(read(&env, &cfg(&a, "mems")), "0\n");
+    assert_eq!(read(&env, &cfg(&a, "cpu_exclusive")), "1\n");
+    assert!(!env.path(&cfg(&a, "mem_exclusive")).exists());
+    assert!(env.path(&cfg(&a, "virtualized")).exists());
+    assert_eq!(read(&env, &cfg(&b, "mems")), "0\n");
+    assert_eq!(read(&env, &cfg(&b, "mem_exclusive")), "1\n");
+    for f in ["name", "cpus", "cpu_exclusive", "virtualized"] {
+        assert!(!env.path(&cfg(&b, f)).exists(), "{f}");
+    }
+    // Without the options there is no cpuset directory.
+    let c = unique("cpus");
+    env.run(&[&c, "build", "-m", "skeleton"]).ok();
+    assert!(!env.path(&format!("etc/vservers/{c}/cpuset")).exists());
+    for n in [&a, &b, &c] {
+        env.run(&[n, "delete", "--force"]).ok();
+    }
+}
+
+#[test]
+fn root_option_works_instead_of_vserver_root() {
+    let env = Env::new();
+    let other = tempfile::tempdir().unwrap();
+    let name = unique("rootopt");
+    let vs = |args: &[&str]| {
+        let out = Command::new(vs_tests::vserver_bin())
+            .args(args)
+            .env_remove("VSERVER_ROOT")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let root = other.path().to_str().unwrap();
+    let (code, _) = vs(&[
+        "--root",
+        root,
+        &name,
+        "build",
+        "-m",
+        "busybox",
+        "--context",
+        "4601",
+    ]);
+    assert_eq!(code, Some(0));
+    let cfgdir = other.path().join(format!("etc/vservers/{name}"));
+    assert_eq!(
+        fs::read_to_string(cfgdir.join("context")).unwrap(),
+        "4601\n"
+    );
+    assert_eq!(
+        fs::read_link(cfgdir.join("vdir")).unwrap(),
+        other.path().join(format!("var/lib/vservers/{name}"))
+    );
+    assert!(
+        other
+            .path()
+            .join(format!("var/lib/vservers/{name}/bin/busybox"))
+            .exists()
+    );
+    assert!(!std::path::Path::new("/etc/vservers").join(&name).exists());
+    let (code, json) = vs(&["--root", root, "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(json.contains(&format!("\"{name}\"")), "{json}");
+    // --root wins over VSERVER_ROOT.
+    assert!(env.run(&["--root", root, &name, "status"]).code == 3);
+    assert_eq!(
+        env.run(&[&name, "status"]).code,
+        5,
+        "not in VSERVER_ROOT's prefix"
+    );
+    let (code, _) = vs(&["--root", root, &name, "delete", "--force"]);
+    assert_eq!(code, Some(0));
+    assert!(!cfgdir.exists());
+}
+
+#[test]
+fn defaults_files_take_effect() {
+    let env = Env::new();
+    let defaults = env.path("etc/vservers/.defaults");
+    fs::create_dir_all(defaults.join("apps/init")).unwrap();
+    fs::create_dir_all(env.path("srv/roots")).unwrap();
+    fs::create_dir_all(env.path("srv/cache")).unwrap();
+    std::os::unix::fs::symlink(env.path("srv/roots"), defaults.join("vdirbase")).unwrap();
+    std::os::unix::fs::symlink(env.path("srv/cache"), defaults.join("cachebase")).unwrap();
+    fs::write(
+        defaults.join("fstab"),
+        "none /tmp tmpfs size=8m,mode=1777 0 0\n",
+    )
+    .unwrap();
+    fs::write(
+        defaults.join("apps/init/environment"),
+        "PATH=/bin:/usr/bin:/sbin:/usr/sbin\nVS_FROM=defaults\n",
+    )
+    .unwrap();
+    fs::write(defaults.join("context.dynamic"), "").unwrap();
+    let name = unique("defs");
+    // No VIRT_MEM: its lxcfs would live under this vdirbase, which the
+    // Env's clean-up does not know.
+    let r = env
+        .run(&[&name, "build", "-m", "busybox", "--flags", "~virt_mem"])
+        .ok();
+    // context.dynamic: a warning, and a static context all the same.
+    assert!(
+        r.stderr.contains(
+            "context.dynamic: dynamic contexts do not exist here; allocating a static one"
+        ),
+        "{r:#?}"
+    );
+    let cfg = format!("etc/vservers/{name}");
+    assert_eq!(read(&env, &format!("{cfg}/context")), "40000\n");
+    // vdirbase: the tree goes there.
+    let vdir = env.path(&format!("srv/roots/{name}"));
+    assert_eq!(
+        fs::read_link(env.path(&format!("{cfg}/vdir"))).unwrap(),
+        vdir
+    );
+    assert!(vdir.join("bin/busybox").exists());
+    assert!(!env.path(&format!("var/lib/vservers/{name}")).exists());
+    // cachebase: the cache too.
+    let cache = env.path(&format!("srv/cache/{name}"));
+    assert_eq!(
+        fs::read_link(env.path(&format!("{cfg}/cache"))).unwrap(),
+        cache
+    );
+    assert!(cache.is_dir());
+    // fstab: the defaults' one, not the built-in 16 MB /tmp.
+    let fstab = read(&env, &format!("{cfg}/fstab"));
+    assert!(
+        fstab.contains("size=8m,mode=1777") && !fstab.contains("16m"),
+        "{fstab}"
+    );
+    // apps/init/environment: what the guest's processes get.
+    let out = env
+        .run(&[&name, "run", "/bin/sh", "-c", "echo \"from $VS_FROM\""])
+        .ok();
+    assert_eq!(out.stdout, "from defaults\n");
+    // The guest's own file wins.
+    env.write_cfg(
+        &name,
+        "apps/init/environment",
+        "PATH=/bin:/usr/bin\nVS_FROM=guest\n",
+    );
+    let out = env
+        .run(&[&name, "run", "/bin/sh", "-c", "echo \"from $VS_FROM\""])
+        .ok();
+    assert_eq!(out.stdout, "from guest\n");
+    env.run(&[&name, "delete", "--force"]).ok();
+    assert!(!vdir.exists() && !cache.exists());
+    assert!(!env.path("srv/roots/.lxcfs.pid").exists());
 }
 
 #[test]

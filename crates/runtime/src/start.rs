@@ -73,7 +73,7 @@ fn check_clashes(paths: &Paths, spec: &GuestSpec) -> Result<()> {
         let state = if crate::status(paths, &other.name)?.is_running() {
             "which is running"
         } else if guest_lock_held(paths, &other.name) {
-            "which is being started or stopped"
+            "which another vserver command is starting, stopping or changing"
         } else {
             continue;
         };

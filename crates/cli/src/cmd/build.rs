@@ -55,6 +55,18 @@ pub struct BuildArgs {
     /// Init style: sysv (default), plain or cmd
     #[arg(long, value_name = "STYLE", value_parser = ["sysv", "plain", "cmd"])]
     initstyle: Option<String>,
+    /// Cpuset name (cpuset/name)
+    #[arg(long, value_name = "NAME")]
+    cpuset: Option<String>,
+    /// CPUs of the cpuset, e.g. 0-3,5; ':1' makes them exclusive (cpuset/cpus, cpu_exclusive)
+    #[arg(long, value_name = "LIST[:EXCL]")]
+    cpusetcpus: Option<String>,
+    /// Memory nodes of the cpuset; ':1' makes them exclusive (cpuset/mems, mem_exclusive)
+    #[arg(long, value_name = "LIST[:EXCL]")]
+    cpusetmems: Option<String>,
+    /// The guest sees only its cpuset's CPUs (cpuset/virtualized)
+    #[arg(long)]
+    cpusetvirt: bool,
     /// No user namespace: util-vserver semantics, not a security boundary
     #[arg(long)]
     privileged: bool,
@@ -207,6 +219,57 @@ fn config_from_args(
                 })?,
         );
     }
+    if let Some(n) = &a.cpuset {
+        if n.is_empty()
+            || n == "."
+            || n == ".."
+            || n.chars()
+                .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+        {
+            return Err(usage(format!(
+                "--cpuset '{}': expected a cpuset name without '/', spaces or control characters",
+                n.escape_debug()
+            )));
+        }
+        cfg.cpuset.name = Some(n.clone());
+    }
+    for (opt, value, list, excl) in [
+        (
+            "--cpusetcpus",
+            &a.cpusetcpus,
+            &mut cfg.cpuset.cpus,
+            &mut cfg.cpuset.cpu_exclusive,
+        ),
+        (
+            "--cpusetmems",
+            &a.cpusetmems,
+            &mut cfg.cpuset.mems,
+            &mut cfg.cpuset.mem_exclusive,
+        ),
+    ] {
+        let Some(v) = value else { continue };
+        let (l, e) = match v.split_once(':') {
+            Some((l, e)) => (l, Some(e)),
+            None => (v.as_str(), None),
+        };
+        *list = Some(
+            vs_config::values::parse_cpu_list(Path::new(opt), l).map_err(|_| {
+                usage(format!(
+                    "{opt} '{v}': expected a list like 0-3,5, optionally with :1 (exclusive) or :0"
+                ))
+            })?,
+        );
+        *excl = match e {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => {
+                return Err(usage(format!(
+                    "{opt} '{v}': expected a list like 0-3,5, optionally with :1 (exclusive) or :0"
+                )));
+            }
+        };
+    }
+    cfg.cpuset.virtualized = a.cpusetvirt;
     for (i, spec) in a.interfaces.iter().enumerate() {
         let (_, iface) = parse_interface(spec).map_err(usage)?;
         cfg.interfaces.list.insert(i.to_string(), iface);
