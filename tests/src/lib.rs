@@ -5,6 +5,7 @@
 //! `cargo build -p vserver` (or the one `VSERVER_BIN` names). The tests need
 //! root; run as anyone else they fail and say so, they never skip.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -167,6 +168,84 @@ impl Env {
         let p = self.path(&format!("etc/vservers/{guest}/{rel}"));
         std::fs::create_dir_all(p.parent().expect("a parent")).expect("create config dir");
         std::fs::write(p, content).expect("write config file");
+    }
+
+    /// Everything on the host that would show a leak of guest `name`: its
+    /// cgroups, processes in them, mounts of its tree, its state file, loop
+    /// devices backed by its tree, a surviving monitor or exec broker.
+    pub fn leftovers(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_type().unwrap().is_symlink() {
+                    let p = e.path();
+                    if e.file_name().to_string_lossy() == name {
+                        out.push(format!("cgroup {}", p.display()));
+                    }
+                    stack.push(p);
+                }
+            }
+        }
+        let vdir = self.path(&format!("var/lib/vservers/{name}"));
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        for l in mountinfo
+            .lines()
+            .filter(|l| l.contains(vdir.to_str().unwrap()))
+        {
+            out.push(format!("mount {l}"));
+        }
+        for p in fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(cg) = fs::read_to_string(p.path().join("cgroup"))
+                && cg.lines().any(|l| {
+                    l.ends_with(&format!("/vserver/{name}"))
+                        || l.contains(&format!("/vserver/{name}/"))
+                })
+            {
+                out.push(format!("process {}", p.file_name().to_string_lossy()));
+            }
+        }
+        if self
+            .path(&format!("run/vservers/{name}/state.json"))
+            .exists()
+        {
+            out.push("state.json".into());
+        }
+        // Loop devices backed by anything in the guest's tree.
+        if let Ok(entries) = fs::read_dir("/sys/block") {
+            for e in entries.flatten() {
+                let backing = e.path().join("loop/backing_file");
+                if let Ok(f) = fs::read_to_string(&backing)
+                    && (f.contains(vdir.to_str().unwrap()) || f.contains(name))
+                {
+                    out.push(format!(
+                        "loop {}: {}",
+                        e.file_name().to_string_lossy(),
+                        f.trim()
+                    ));
+                }
+            }
+        }
+        // The guest's monitor and exec broker (a fork of it, same command
+        // line), wherever their cgroup: `vserver:[NAME] --monitor NAME ...`.
+        let monitor_arg = format!("\0--monitor\0{name}\0");
+        for p in fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(cmdline) = fs::read(p.path().join("cmdline")) {
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                let zombie = fs::read_to_string(p.path().join("stat"))
+                    .is_ok_and(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'));
+                if cmdline.contains(&monitor_arg) && !zombie {
+                    out.push(format!(
+                        "monitor or broker {}",
+                        p.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Runs `vserver GUEST exec CMD...`.

@@ -699,50 +699,6 @@ fn failed_forced_rebuild_puts_the_old_guest_back() {
     env.run(&[&name, "delete", "--force"]).ok();
 }
 
-/// Host paths that would show a leak of guest `name`: cgroups named after
-/// it, processes in them, mounts of its tree, its state file.
-fn leftovers(env: &Env, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink()) {
-                if e.file_name().to_string_lossy() == name {
-                    out.push(format!("cgroup {}", e.path().display()));
-                }
-                stack.push(e.path());
-            }
-        }
-    }
-    let vdir = env.path(&format!("var/lib/vservers/{name}"));
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for l in mountinfo
-        .lines()
-        .filter(|l| l.contains(vdir.to_str().unwrap()))
-    {
-        out.push(format!("mount {l}"));
-    }
-    for p in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cg) = fs::read_to_string(p.path().join("cgroup"))
-            && cg.lines().any(|l| {
-                l.ends_with(&format!("/vserver/{name}")) || l.contains(&format!("/vserver/{name}/"))
-            })
-        {
-            out.push(format!("process {}", p.file_name().to_string_lossy()));
-        }
-    }
-    if env
-        .path(&format!("run/vservers/{name}/state.json"))
-        .exists()
-    {
-        out.push("state.json".into());
-    }
-    out
-}
-
 #[test]
 fn cmd_init_style_runs_the_rc_of_the_start_and_stop_runlevels() {
     let env = Env::new();
@@ -800,7 +756,7 @@ fn cmd_init_style_runs_the_rc_of_the_start_and_stop_runlevels() {
         read(&env, &format!("var/lib/vservers/{name}/root/marker.log")),
         "start\nstop\n"
     );
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
     env.run(&[&name, "delete", "--force"]).ok();
     assert_eq!(env.traces_of(&name), Vec::<String>::new());
 }

@@ -30,82 +30,6 @@ fn state(env: &Env, name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Every host path that would show a leak of guest `name`: its cgroups,
-/// processes in them, mounts of its tree, its state file.
-fn leftovers(env: &Env, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_type().unwrap().is_symlink() {
-                let p = e.path();
-                if e.file_name().to_string_lossy() == name {
-                    out.push(format!("cgroup {}", p.display()));
-                }
-                stack.push(p);
-            }
-        }
-    }
-    let vdir = env.path(&format!("var/lib/vservers/{name}"));
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for l in mountinfo
-        .lines()
-        .filter(|l| l.contains(vdir.to_str().unwrap()))
-    {
-        out.push(format!("mount {l}"));
-    }
-    for p in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cg) = fs::read_to_string(p.path().join("cgroup"))
-            && cg.lines().any(|l| {
-                l.ends_with(&format!("/vserver/{name}")) || l.contains(&format!("/vserver/{name}/"))
-            })
-        {
-            out.push(format!("process {}", p.file_name().to_string_lossy()));
-        }
-    }
-    if env
-        .path(&format!("run/vservers/{name}/state.json"))
-        .exists()
-    {
-        out.push("state.json".into());
-    }
-    // Loop devices backed by anything in the guest's tree.
-    if let Ok(entries) = fs::read_dir("/sys/block") {
-        for e in entries.flatten() {
-            let backing = e.path().join("loop/backing_file");
-            if let Ok(f) = fs::read_to_string(&backing)
-                && (f.contains(vdir.to_str().unwrap()) || f.contains(name))
-            {
-                out.push(format!(
-                    "loop {}: {}",
-                    e.file_name().to_string_lossy(),
-                    f.trim()
-                ));
-            }
-        }
-    }
-    // The guest's monitor and exec broker (a fork of it, same command
-    // line), wherever their cgroup: `vserver:[NAME] --monitor NAME ...`.
-    let monitor_arg = format!("\0--monitor\0{name}\0");
-    for p in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = fs::read(p.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            let zombie = fs::read_to_string(p.path().join("stat"))
-                .is_ok_and(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'));
-            if cmdline.contains(&monitor_arg) && !zombie {
-                out.push(format!(
-                    "monitor or broker {}",
-                    p.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    out
-}
-
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
@@ -207,7 +131,7 @@ fn a_started_guest_is_a_security_context() {
 
     env.run(&[&name, "stop"]).ok();
     assert_eq!(env.run(&[&name, "status"]).code, 3);
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 #[test]
@@ -261,7 +185,7 @@ fn reboot_inside_restarts_and_halt_stops() {
         env.run(&[&name, "status"]).code == 3
     });
     wait_for("no leftovers", Duration::from_secs(10), || {
-        leftovers(&env, &name).is_empty()
+        env.leftovers(&name).is_empty()
     });
 }
 
@@ -292,7 +216,7 @@ fn the_guest_survives_its_monitor_and_stop_still_cleans_up() {
     );
     env.run(&[&name, "stop"]).ok();
     assert_eq!(env.run(&[&name, "status"]).code, 3);
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 #[test]
@@ -316,7 +240,7 @@ fn run_exits_with_the_commands_status() {
     let r = env.run_with_input(&[&name, "run", "--", "/bin/cat"], "piped in\n");
     assert_eq!((r.code, r.stdout.as_str()), (0, "piped in\n"), "{r:#?}");
     assert_eq!(env.run(&[&name, "status"]).code, 3);
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 #[test]
@@ -342,7 +266,7 @@ fn a_signal_to_run_reaches_the_command() {
     // sleep ended by the reaper's SIGTERM: 128 + 15.
     assert_eq!(st.code(), Some(143), "{st:?}");
     assert_eq!(env.run(&[&name, "status"]).code, 3);
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 #[test]
@@ -375,7 +299,7 @@ fn stop_of_a_guest_ignoring_sigterm_finishes_within_the_killseq() {
         "stop took {:?}",
         t.elapsed()
     );
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 
     // A style stop that hangs and ignores SIGTERM is cut at the first wait.
     let rc = env.path(&format!("var/lib/vservers/{name}/etc/init.d/rc"));
@@ -397,7 +321,7 @@ fn stop_of_a_guest_ignoring_sigterm_finishes_within_the_killseq() {
         "stop with a hanging rc 0 took {:?}",
         t.elapsed()
     );
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 /// Makes guest `name`'s `/etc/init.d/rc` note each runlevel it is run
@@ -424,7 +348,7 @@ fn stop_follows_how_the_guest_was_started() {
     assert!(!rc_log.exists(), "rc ran in a rescue instance");
     env.run(&[&name, "stop"]).ok();
     assert!(!rc_log.exists(), "stop ran rc 0 in a rescue instance");
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 
     // A PRIVATE guest: exec is refused to users, its style's stop runs.
     let private = guest(&env, "privstop", &["--flags", "private"]);
@@ -434,7 +358,7 @@ fn stop_follows_how_the_guest_was_started() {
     assert_ne!(env.exec(&private, &["true"]).code, 0);
     env.run(&[&private, "stop"]).ok();
     assert_eq!(fs::read_to_string(&rc_log).unwrap(), "3\n0\n");
-    assert_eq!(leftovers(&env, &private), Vec::<String>::new());
+    assert_eq!(env.leftovers(&private), Vec::<String>::new());
 }
 
 #[test]
@@ -530,11 +454,11 @@ fn start_twice_and_fifty_cycles_leak_nothing() {
         );
     }
     env.run(&[&name, "stop"]).ok();
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
     for i in 0..50 {
         env.run(&[&name, "start"]).ok();
         env.run(&[&name, "stop"]).ok();
-        let l = leftovers(&env, &name);
+        let l = env.leftovers(&name);
         assert!(l.is_empty(), "cycle {i}: {l:?}");
     }
 }
@@ -645,7 +569,7 @@ fn a_failing_start_undoes_what_it_did() {
     assert_eq!(r.errors().len(), 1, "{r:#?}");
     assert!(r.stderr.contains("fstab line 1"), "{r:#?}");
     assert_eq!(env.run(&[&name, "status"]).code, 3);
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 
     // Plain style without /sbin/init.
     let plain = guest(&env, "undop", &[]);
@@ -654,7 +578,7 @@ fn a_failing_start_undoes_what_it_did() {
     let r = env.run(&[&plain, "start"]);
     assert_ne!(r.code, 0, "{r:#?}");
     assert!(r.stderr.contains("/sbin/init"), "{r:#?}");
-    assert_eq!(leftovers(&env, &plain), Vec::<String>::new());
+    assert_eq!(env.leftovers(&plain), Vec::<String>::new());
 
     // The state cannot be written: the init is killed, all goes.
     let nostate = guest(&env, "undos", &[]);
@@ -663,7 +587,7 @@ fn a_failing_start_undoes_what_it_did() {
     let r = env.run(&[&nostate, "start"]);
     assert_ne!(r.code, 0, "{r:#?}");
     assert!(r.stderr.contains("state.json"), "{r:#?}");
-    assert_eq!(leftovers(&env, &nostate), Vec::<String>::new());
+    assert_eq!(env.leftovers(&nostate), Vec::<String>::new());
     fs::remove_dir_all(&tmp).unwrap();
 
     // A failing post-start hook: the guest is stopped again, with its stop
@@ -688,7 +612,7 @@ fn a_failing_start_undoes_what_it_did() {
         fs::read_to_string(&log).unwrap(),
         "pre-start\npre-stop\npost-stop\npostpost-stop\n"
     );
-    assert_eq!(leftovers(&env, &hooked), Vec::<String>::new());
+    assert_eq!(env.leftovers(&hooked), Vec::<String>::new());
 }
 
 /// `CapBnd` of a /proc/PID/status text.
@@ -714,7 +638,7 @@ fn what_a_guest_sees_of_itself() {
     let _stop = Stopper(&env, name.clone());
     let init_pid = state(&env, &name)["init_pid"].as_i64().unwrap();
     assert!(
-        leftovers(&env, &name)
+        env.leftovers(&name)
             .iter()
             .any(|l| l.starts_with("monitor or broker")),
         "leftovers() sees a running guest's monitor"
@@ -926,7 +850,7 @@ fn what_a_guest_sees_of_itself() {
     assert!(child.wait().unwrap().success());
 
     env.run(&[&name, "stop"]).ok();
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 }
 
 #[test]
@@ -950,7 +874,7 @@ fn restart_condrestart_and_rescue() {
     assert_eq!(env.run(&[&name, "status"]).code, 0);
     assert!(!Path::new(&format!("/proc/{first}")).exists());
     env.run(&[&name, "stop"]).ok();
-    assert_eq!(leftovers(&env, &name), Vec::<String>::new());
+    assert_eq!(env.leftovers(&name), Vec::<String>::new());
 
     // start --rescue CMD: the command instead of the init style; the
     // guest ends with it.
@@ -970,6 +894,6 @@ fn restart_condrestart_and_rescue() {
         env.run(&[&name, "status"]).code == 3
     });
     wait_for("no leftovers", Duration::from_secs(10), || {
-        leftovers(&env, &name).is_empty()
+        env.leftovers(&name).is_empty()
     });
 }
