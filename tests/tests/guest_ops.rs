@@ -5,7 +5,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vs_tests::{Env, Stopper, unique};
+use vs_tests::{Env, Stopper, unique, wait_for};
 
 fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
     let name = unique(prefix);
@@ -180,15 +180,6 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
         !env.path(&format!("run/vservers/{name}/state.json"))
             .exists()
     );
-}
-
-/// Waits until `f` holds, at most `limit`.
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vs_tests::{Env, Stopper, unique};
+use vs_tests::{Env, Stopper, unique, wait_for};
 
 /// A busybox guest built in `env`.
 fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
@@ -28,14 +28,6 @@ fn state(env: &Env, name: &str) -> serde_json::Value {
     let text = fs::read_to_string(env.path(&format!("run/vservers/{name}/state.json")))
         .expect("state.json of a running guest");
     serde_json::from_str(&text).unwrap()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
