@@ -2,6 +2,7 @@
 //! PRIVATE, privileged guests, personality, fstab and rlimits.
 
 use std::fs;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -452,15 +453,14 @@ fn exec_goes_through_the_broker_and_still_works_without_it() {
         .status()
         .unwrap();
     assert!(k.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // (Gone, or a zombie until its parent, the monitor, ends.)
-    let alive = |p: &str| {
-        fs::read_to_string(format!("/proc/{p}/stat"))
-            .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-    };
-    while alive(&broker) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The monitor reaps it: gone, not a zombie, and its socket with it.
+    wait_for("the killed broker reaped", Duration::from_secs(5), || {
+        !Path::new(&format!("/proc/{broker}")).exists()
+    });
+    assert!(
+        !env.path(&format!("run/vservers/{name}/exec.sock")).exists(),
+        "the broker's socket stays"
+    );
     let r = env.run_with_input(&[&name, "exec", "sh", "-c", "cat; exit 4"], "again\n");
     assert_eq!((r.code, r.stdout.as_str()), (4, "again\n"), "{r:#?}");
     // The direct way gives what the guest was started with, not what the

@@ -7,7 +7,7 @@
 //! and exits. If the monitor is killed the guest keeps running, and `stop`
 //! cleans up in its place ([`cleanup`]).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use vs_cgroup::{CgroupFs, GuestCgroup};
 use vs_config::{GuestName, GuestSpec, Paths};
@@ -127,6 +127,31 @@ fn start_broker(
             crate::broker::serve(l, r, plan)
         }
         Forked::Parent { pid, .. } => Ok(Some((pid, ready_w))),
+    }
+}
+
+/// Waits until the init or the broker ends; true if the broker did (the
+/// init may still run).
+fn wait_init_or_broker(init: BorrowedFd<'_>, broker: BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let mut fds = [
+            PollFd::from_borrowed_fd(init, PollFlags::IN),
+            PollFd::from_borrowed_fd(broker, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {
+                if fds[0].revents().contains(PollFlags::IN) {
+                    return false;
+                }
+                if fds[1].revents().contains(PollFlags::IN) {
+                    return true;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            // Cannot wait on both: the init alone is what matters.
+            Err(_) => return false,
+        }
     }
 }
 
@@ -438,6 +463,9 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
     // itself to the end of its restart or stop: after the post-start hook
     // of the `start` or `run` that made it, before any other command.
     let mut held: Option<crate::lock::Lock>;
+    // The broker's pidfd: the monitor reaps it when it ends (killed), so it
+    // does not stay a zombie for the guest's whole life.
+    let mut broker_pidfd = broker.as_ref().and_then(|b| ns::pidfd_open(b.0).ok());
     let (exit, stop_hooks) = loop {
         let launched = launch(&plan, &cgroup, broker.as_ref().map(|b| b.0));
         if let Some((_, go)) = broker.take()
@@ -510,6 +538,14 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             let _ = ns::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         }
         held = None;
+        if let Some(b) = &broker_pidfd
+            && wait_init_or_broker(pidfd.as_fd(), b.as_fd())
+        {
+            let _ = ns::wait_pidfd(b.as_fd(), false);
+            broker_pidfd = None;
+            let _ = std::fs::remove_file(crate::broker::socket_path(paths, name));
+            log("warning: the exec broker ended; exec works without it");
+        }
         let exit = match ns::wait_pidfd(pidfd.as_fd(), false) {
             Ok(Some(x)) => x,
             Ok(None) | Err(_) => Exit::Signal(libc::SIGKILL),
