@@ -18,5 +18,5 @@ mod error;
 
 pub use addrs::{GuestAddrs, default_lback4};
 pub use bpf::count::{Traffic, read as read_traffic};
-pub use bpf::{Attached, Hook, Prog, attach, attached_count, detach_all};
+pub use bpf::{Attached, Hook, Prog, UnixLayout, attach, attach_with, attached_count, detach_all};
 pub use error::{Error, Result};

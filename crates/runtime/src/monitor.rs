@@ -354,6 +354,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             return 1;
         }
     }
+    crate::timing::mark("monitor: cgroups made, limits applied");
     // A user-namespace guest's root gets its cgroup2 and name=systemd
     // directories to build its own tree in (systemd needs that).
     if let Some(m) = plan.idmap
@@ -363,6 +364,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         let _ = cleanup(paths, name);
         return 1;
     }
+    crate::timing::mark("monitor: delegated");
     // Secure device nodes: before the init exists, so no guest process ever
     // runs without the filter. It goes with the cgroup.
     if let Some(fd) = cgroup.v2_dir().map(|_| cgroup.v2_dir_fd()) {
@@ -387,6 +389,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
             }
         }
     }
+    crate::timing::mark("monitor: device filter");
     // VIRT_MEM's /proc/meminfo (the rss soft limit as the memory size):
     // served from now on, by a process of its own (memfs).
     let mut meminfo = match spec
@@ -405,6 +408,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
     };
     plan.meminfo = meminfo.as_ref().map(|m| m.mount.as_raw_fd());
+    crate::timing::mark("monitor: meminfo");
     let mut added = Vec::new();
     if let Some(net) = &plan.shared_net {
         if spec.nflags.contains(&vs_config::NFlag::HideNetif) {
@@ -414,10 +418,14 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
         }
         let attach = || -> Result<Vec<crate::net::Address>> {
             let added = crate::net::add_addresses(net)?;
+            crate::timing::mark("monitor: addresses added");
             let fd = cgroup.v2_dir_fd()?;
             // The programs live as long as the cgroup: its removal at stop
             // detaches them.
-            if let Err(e) = vs_net::attach(fd.as_fd(), &net.guest_addrs()) {
+            let unix =
+                vs_net::UnixLayout::running_kernel_cached(&paths.rundir().join(".unix-layout"))
+                    .map_err(|e| Error::Setup(format!("network confinement: {e}")))?;
+            if let Err(e) = vs_net::attach_with(fd.as_fd(), &net.guest_addrs(), &unix) {
                 crate::net::remove_addresses(&added);
                 return Err(Error::Setup(format!("network confinement: {e}")));
             }
@@ -438,6 +446,7 @@ pub fn run(paths: &Paths, name: &GuestName, mode: Mode, report: Channel) -> i32 
     // cgroups with the first init, then told to serve. Not for `run`,
     // whose instance lives for one command (exec into it still works,
     // without the broker).
+    crate::timing::mark("monitor: network");
     let with_broker = !matches!(mode, Mode::Run(_));
     let mut broker = match with_broker.then(|| start_broker(paths, name, &plan, &cgroup)) {
         Some(Ok(b)) => b,

@@ -128,8 +128,18 @@ impl Attached {
 /// `O_RDONLY|O_DIRECTORY`). Nothing stays attached when it fails; a load
 /// failure carries the verifier log.
 pub fn attach(cgroup: BorrowedFd<'_>, addrs: &GuestAddrs) -> Result<Attached, Error> {
+    attach_with(cgroup, addrs, &UnixLayout::running_kernel()?)
+}
+
+/// [`attach`] with the kernel's unix layout already known (see
+/// [`UnixLayout::running_kernel_cached`]).
+pub fn attach_with(
+    cgroup: BorrowedFd<'_>,
+    addrs: &GuestAddrs,
+    unix: &UnixLayout,
+) -> Result<Attached, Error> {
     addrs.validate()?;
-    let unix = UnixLayout::running_kernel()?;
+    let unix = *unix;
     let mut loaded = Vec::new();
     for hook in Hook::ALL {
         let insns = progs::build(hook, addrs, &unix)?;

@@ -214,6 +214,54 @@ impl UnixLayout {
     pub fn running_kernel() -> Result<UnixLayout, Error> {
         UnixLayout::from_btf(&Btf::vmlinux()?)
     }
+
+    /// [`UnixLayout::running_kernel`], remembered in the file `cache` for
+    /// this boot: parsing vmlinux's BTF (several MiB) takes about 18 ms,
+    /// most of a shared-mode guest's network set-up. The file holds the
+    /// boot id (`/proc/sys/kernel/random/boot_id`, new with every boot and
+    /// so with every kernel) and the three numbers; a file of another boot,
+    /// or one that does not parse, is written anew. Its directory must be
+    /// one only root may write (the offsets go into programs the kernel
+    /// runs for every guest socket).
+    pub fn running_kernel_cached(cache: &std::path::Path) -> Result<UnixLayout, Error> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|b| b.trim().to_owned())
+            .ok();
+        if let (Some(boot), Ok(text)) = (&boot, std::fs::read_to_string(cache))
+            && let Some(l) = UnixLayout::parse_cache(&text, boot)
+        {
+            return Ok(l);
+        }
+        let l = UnixLayout::running_kernel()?;
+        if let Some(boot) = boot {
+            // Best effort: without the file the next start parses again.
+            let tmp = cache.with_extension("tmp");
+            let text = format!(
+                "{boot} {} {} {}\n",
+                l.cast_to_kern_ctx, l.uaddr_off, l.uaddrlen_off
+            );
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, cache);
+            }
+        }
+        Ok(l)
+    }
+
+    /// The layout in a cache file's `text` if it was written in boot `boot`.
+    fn parse_cache(text: &str, boot: &str) -> Option<UnixLayout> {
+        let mut w = text.split_whitespace();
+        if w.next()? != boot {
+            return None;
+        }
+        let l = UnixLayout {
+            cast_to_kern_ctx: w.next()?.parse().ok()?,
+            uaddr_off: w.next()?.parse().ok()?,
+            uaddrlen_off: w.next()?.parse().ok()?,
+        };
+        // Offsets inside a small kernel struct, nothing else.
+        let sane = |o: i16| (0..256).contains(&o) && o % 4 == 0;
+        (w.next().is_none() && sane(l.uaddr_off) && sane(l.uaddrlen_off)).then_some(l)
+    }
 }
 
 /// Builds the program for `hook` (`unix` is only read by the unix hooks).

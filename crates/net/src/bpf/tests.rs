@@ -671,3 +671,47 @@ fn attach_types_match_the_running_kernel() {
         (LAYOUT.uaddr_off, LAYOUT.uaddrlen_off)
     );
 }
+
+#[test]
+fn the_unix_layout_is_cached_for_one_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("layout");
+    let real = UnixLayout::running_kernel().unwrap();
+    assert_eq!(UnixLayout::running_kernel_cached(&cache).unwrap(), real);
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let boot = boot.trim();
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{boot} {} {} {}\n",
+            real.cast_to_kern_ctx, real.uaddr_off, real.uaddrlen_off
+        )
+    );
+    // This boot's file is what the next call gives (no BTF parse).
+    std::fs::write(&cache, format!("{boot} 7 16 40\n")).unwrap();
+    let cached = UnixLayout::running_kernel_cached(&cache).unwrap();
+    assert_eq!(
+        (
+            cached.cast_to_kern_ctx,
+            cached.uaddr_off,
+            cached.uaddrlen_off
+        ),
+        (7, 16, 40)
+    );
+    // Another boot's file, a mangled one, or absurd offsets: parsed anew.
+    for stale in [
+        "00000000-0000-0000-0000-000000000000 7 16 40\n".to_owned(),
+        format!("{boot} 7 16\n"),
+        format!("{boot} 7 16 40 1\n"),
+        format!("{boot} 7 -8 40\n"),
+        format!("{boot} 7 16 4096\n"),
+    ] {
+        std::fs::write(&cache, &stale).unwrap();
+        assert_eq!(
+            UnixLayout::running_kernel_cached(&cache).unwrap(),
+            real,
+            "{stale}"
+        );
+    }
+}
