@@ -268,24 +268,28 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 /// so that nothing of the guest outlives its monitor.
 pub fn finish(m: MemInfo) {
     drop(m.mount);
-    let deadline = std::time::Instant::now() + FINISH_TIMEOUT;
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child, with a valid status pointer.
-        let r = unsafe { libc::waitpid(m.server, &mut status, libc::WNOHANG) };
-        if r != 0 {
-            return; // reaped, or not ours to wait for any more
+    let mut status = 0;
+    // Woken as soon as it ends (its pidfd becomes readable), at most
+    // FINISH_TIMEOUT later.
+    if let Ok(pidfd) = vs_sys::ns::pidfd_open(m.server) {
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: FINISH_TIMEOUT.as_secs() as _,
+            tv_nsec: 0,
+        };
+        while rustix::event::poll(&mut fds, Some(&timeout)) == Err(rustix::io::Errno::INTR) {}
+    }
+    // SAFETY: waitpid on our own child, with a valid status pointer.
+    if unsafe { libc::waitpid(m.server, &mut status, libc::WNOHANG) } == 0 {
+        // SAFETY: signalling and reaping our own child, still unreaped
+        // (so its pid cannot have been reused).
+        unsafe {
+            libc::kill(m.server, libc::SIGKILL);
+            libc::waitpid(m.server, &mut status, 0);
         }
-        if std::time::Instant::now() >= deadline {
-            // SAFETY: signalling and reaping our own child, still unreaped
-            // (so its pid cannot have been reused).
-            unsafe {
-                libc::kill(m.server, libc::SIGKILL);
-                libc::waitpid(m.server, &mut status, 0);
-            }
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
