@@ -14,10 +14,12 @@
 //! - It forks a server process that answers the requests (fuser's session
 //!   loop over the `/dev/fuse` descriptor). The server runs in the host's
 //!   namespaces and the monitor's cgroups, without capabilities, and is
-//!   not dumpable. It outlives a killed monitor, so the guest keeps its
-//!   file, and it ends by itself when the filesystem goes: once the
+//!   not dumpable. The monitor ends it once the guest has ended
+//!   ([`finish`]). It outlives a killed monitor, so the guest keeps its
+//!   file, and then ends by itself when the filesystem goes: once the
 //!   guest's mount namespace and the monitor's descriptor are gone, the
-//!   kernel ends the connection and the server's read returns `ENODEV`.
+//!   kernel ends the connection and the server's read returns `ENODEV`
+//!   (a stop without the monitor waits for that, [`await_end`]).
 //! - Each init of the guest (a reboot makes a new one) clones the mount
 //!   ([`open_bind`], on the init side while it is still host root) and
 //!   attaches it over `/proc/meminfo` ([`attach`]).
@@ -260,36 +262,22 @@ pub fn start(view: MemoryView, name: &str) -> Result<MemInfo> {
     }
 }
 
-/// How long [`finish`] waits for the server to see the filesystem go.
+/// How long [`await_end`] waits for the server to see the filesystem go.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// At the guest's end (its mount namespace gone): lets go of the mount and
-/// waits until the server has ended, killing it after [`FINISH_TIMEOUT`],
-/// so that nothing of the guest outlives its monitor.
+/// At the guest's end (its processes gone, so nobody reads the file any
+/// more): lets go of the mount and ends the server now, rather than
+/// waiting for the kernel to tear the guest's mount namespace down and
+/// the server to see its connection close, so that nothing of the guest
+/// outlives its monitor.
 pub fn finish(m: MemInfo) {
     drop(m.mount);
     let mut status = 0;
-    // Woken as soon as it ends (its pidfd becomes readable), at most
-    // FINISH_TIMEOUT later.
-    if let Ok(pidfd) = vs_sys::ns::pidfd_open(m.server) {
-        let mut fds = [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )];
-        let timeout = rustix::event::Timespec {
-            tv_sec: FINISH_TIMEOUT.as_secs() as _,
-            tv_nsec: 0,
-        };
-        while rustix::event::poll(&mut fds, Some(&timeout)) == Err(rustix::io::Errno::INTR) {}
-    }
-    // SAFETY: waitpid on our own child, with a valid status pointer.
-    if unsafe { libc::waitpid(m.server, &mut status, libc::WNOHANG) } == 0 {
-        // SAFETY: signalling and reaping our own child, still unreaped
-        // (so its pid cannot have been reused).
-        unsafe {
-            libc::kill(m.server, libc::SIGKILL);
-            libc::waitpid(m.server, &mut status, 0);
-        }
+    // SAFETY: signalling and reaping our own child, not reaped before (so
+    // its pid cannot have been reused), with a valid status pointer.
+    unsafe {
+        libc::kill(m.server, libc::SIGKILL);
+        libc::waitpid(m.server, &mut status, 0);
     }
 }
 
