@@ -260,6 +260,38 @@ impl Env {
         out
     }
 
+    /// Runs `script` in a fresh network namespace with `lo` up, in the test's
+    /// own root directory (its scratch files stay there); `$VS` is the
+    /// vserver binary. Guests are stopped at the end whatever happens.
+    pub fn in_netns(&self, guests: &[&str], script: &str) -> Run {
+        let stops: String = guests
+            .iter()
+            .map(|g| format!("$VS {g} stop >/dev/null 2>&1; "))
+            .collect();
+        // Each waits at most 10 s: `ready FILE` until a server made FILE;
+        // `listening PORT [NSENTER...]` until a TCP socket listens on PORT;
+        // `own_netns PID` until PID is in a network namespace of its own.
+        let full = format!(
+            "set -u; trap '{stops}' EXIT; ip link set lo up\n\
+             ready() {{ i=0; while [ ! -e \"$1\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+             listening() {{ i=0; while ! ${{2:-}} ss -Hltn \"sport = :$1\" | grep -q . && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+             own_netns() {{ i=0; while [ \"$(readlink /proc/$1/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
+             {script}"
+        );
+        let out = Command::new("unshare")
+            .args(["-n", "sh", "-c", &full])
+            .current_dir(self.root())
+            .env("VSERVER_ROOT", self.root())
+            .env("VS", vserver_bin())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `vserver GUEST exec CMD...`.
     pub fn exec(&self, guest: &str, cmd: &[&str]) -> Run {
         let mut args = vec![guest, "exec"];

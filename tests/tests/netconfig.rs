@@ -5,31 +5,8 @@
 //! with veth devices of its own; the host's network is never touched.
 
 use std::fs;
-use std::process::Command;
 
-use vs_tests::{Env, Run, unique, vserver_bin};
-
-/// Runs `script` in a fresh network namespace with `lo` up; `$VS` is the
-/// vserver binary. The guests are stopped at the end whatever happens.
-fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
-    let stops: String = guests
-        .iter()
-        .map(|g| format!("$VS {g} stop >/dev/null 2>&1; "))
-        .collect();
-    let full = format!("set -u; trap '{stops}' EXIT; ip link set lo up\n{script}");
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", &full])
-        .current_dir(env.root())
-        .env("VSERVER_ROOT", env.root())
-        .env("VS", vserver_bin())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use vs_tests::{Env, unique};
 
 fn read(env: &Env, rel: &str) -> String {
     fs::read_to_string(env.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -107,7 +84,7 @@ $VS {g} stop && $VS {h} stop || exit 92
 echo "begin down"; ip -o -4 addr show; echo "end down"
 "#
     );
-    let r = in_netns(&env, &[&g, &h], &script);
+    let r = env.in_netns(&[&g, &h], &script);
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(
         addrs(&r.stdout, "up"),
@@ -162,7 +139,7 @@ ip -o link show > links.after
 cmp -s links.before links.running && cmp -s links.before links.after && echo "links same"
 "#
     );
-    let r = in_netns(&env, &[&g], &script);
+    let r = env.in_netns(&[&g], &script);
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stdout.contains("status 0\n"), "it ran: {r:#?}");
     let before = addrs(&r.stdout, "before");

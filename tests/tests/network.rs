@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use vs_tests::{Env, Run, unique, vserver_bin};
+use vs_tests::{Env, unique};
 
 /// Builds the static probes the scenarios use into the guest tree.
 fn probe(env: &Env, guest: &str, name: &str) {
@@ -19,38 +19,6 @@ fn probe(env: &Env, guest: &str, name: &str) {
         .status()
         .unwrap();
     assert!(st.success(), "gcc -static {name}.c");
-}
-
-/// Runs `script` in a fresh network namespace with `lo` up, in the test's
-/// own root directory (its scratch files stay there); `$VS` is the
-/// vserver binary. Guests are stopped at the end whatever happens.
-fn in_netns(env: &Env, guests: &[&str], script: &str) -> Run {
-    let stops: String = guests
-        .iter()
-        .map(|g| format!("$VS {g} stop >/dev/null 2>&1; "))
-        .collect();
-    // Each waits at most 10 s: `ready FILE` until a server made FILE;
-    // `listening PORT [NSENTER...]` until a TCP socket listens on PORT;
-    // `own_netns PID` until PID is in a network namespace of its own.
-    let full = format!(
-        "set -u; trap '{stops}' EXIT; ip link set lo up\n\
-         ready() {{ i=0; while [ ! -e \"$1\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
-         listening() {{ i=0; while ! ${{2:-}} ss -Hltn \"sport = :$1\" | grep -q . && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
-         own_netns() {{ i=0; while [ \"$(readlink /proc/$1/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; }}\n\
-         {script}"
-    );
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", &full])
-        .current_dir(env.root())
-        .env("VSERVER_ROOT", env.root())
-        .env("VS", vserver_bin())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// `vserver NAME build -m busybox EXTRA...`, which must succeed.
@@ -139,7 +107,7 @@ echo "netA $(net $A)"
 echo "netB $(net $B)"
 "#
     );
-    let r = in_netns(&env, &[&a, &b], &script);
+    let r = env.in_netns(&[&a, &b], &script);
     let out = &r.stdout;
     assert_eq!(
         lines_with(out, "hostA "),
@@ -206,7 +174,7 @@ $VS {g} stop
 echo "after $(ip -o addr show dev vsveth0 | awk '{{print $4}}' | tr '\n' ' ')"
 "#
     );
-    let r = in_netns(&env, &[&g], &script);
+    let r = env.in_netns(&[&g], &script);
     let during = lines_with(&r.stdout, "during ")
         .first()
         .copied()
@@ -268,7 +236,7 @@ echo "after-veth $(ip link show vs4720 >/dev/null 2>&1 && echo present || echo g
 kill $WAN %2 %3 2>/dev/null
 "#
     );
-    let r = in_netns(&env, &[&g], &script);
+    let r = env.in_netns(&[&g], &script);
     let out = &r.stdout;
     assert_eq!(lines_with(out, "links "), ["links eth0 lo "], "{r:#?}");
     assert_eq!(lines_with(out, "bridge "), ["bridge 200"], "{r:#?}");
@@ -312,7 +280,7 @@ $VS {g} exec httpd -f -p '[fd00:91::2]:8081' -h /www; echo "bind6 $?"
 $VS {g} exec httpd -f -p 0.0.0.0:8082 -h /www; echo "bind4 $?"
 "#
     );
-    let r = in_netns(&env, &[&g], &script);
+    let r = env.in_netns(&[&g], &script);
     let out = &r.stdout;
     assert_eq!(lines_with(out, "host6 "), ["host6 six"], "{r:#?}");
     assert_ne!(
@@ -370,7 +338,7 @@ echo "after $(ip route | grep -c 10.89.0.2) $(ip -6 route | grep -c fd00:89::2) 
 kill %1 %2 2>/dev/null
 "#
     );
-    let r = in_netns(&env, &[&g], &script);
+    let r = env.in_netns(&[&g], &script);
     let out = &r.stdout;
     assert_eq!(
         lines_with(out, "in4 "),
