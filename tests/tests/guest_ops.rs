@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 
 use vs_tests::{Env, Stopper, unique, wait_for};
 
+/// util-vserver's hooks in the order a start and a stop run them.
+const HOOKS: [&str; 6] = [
+    "prepre-start",
+    "pre-start",
+    "post-start",
+    "pre-stop",
+    "post-stop",
+    "postpost-stop",
+];
+
 fn guest(env: &Env, prefix: &str, extra: &[&str]) -> String {
     let name = unique(prefix);
     let mut args = vec![name.as_str(), "build", "-m", "busybox"];
@@ -143,14 +153,7 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
     let env = Env::new();
     let name = guest(&env, "hook", &[]);
     let log = env.path("hooks.log");
-    for hook in [
-        "prepre-start",
-        "pre-start",
-        "post-start",
-        "pre-stop",
-        "post-stop",
-        "postpost-stop",
-    ] {
+    for hook in HOOKS {
         env.write_cfg(
             &name,
             &format!("scripts/{hook}"),
@@ -160,17 +163,7 @@ fn hooks_run_with_util_vserver_arguments_and_a_failing_pre_start_aborts() {
     env.run(&[&name, "start"]).ok();
     env.run(&[&name, "stop"]).ok();
     let got = fs::read_to_string(&log).unwrap();
-    let want: String = [
-        "prepre-start",
-        "pre-start",
-        "post-start",
-        "pre-stop",
-        "post-stop",
-        "postpost-stop",
-    ]
-    .iter()
-    .map(|h| format!("{h} {name}\n"))
-    .collect();
+    let want: String = HOOKS.iter().map(|h| format!("{h} {name}\n")).collect();
     assert_eq!(got, want);
     env.write_cfg(&name, "scripts/pre-start.d/10-fail", "exit 3\n");
     let r = env.run(&[&name, "start"]);
@@ -188,14 +181,7 @@ fn halt_and_reboot_inside_run_the_hooks_of_stop_and_restart() {
     let env = Env::new();
     let name = guest(&env, "vsh", &[]);
     let log = env.path("vshelper-hooks.log");
-    let all = [
-        "prepre-start",
-        "pre-start",
-        "post-start",
-        "pre-stop",
-        "post-stop",
-        "postpost-stop",
-    ];
+    let all = HOOKS;
     for hook in all {
         env.write_cfg(
             &name,
