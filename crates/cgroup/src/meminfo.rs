@@ -122,11 +122,6 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 impl MemoryView {
-    /// A view of `dirs` (the guest's cgroup first, then its ancestors).
-    pub fn new(kind: MemoryKind, dirs: Vec<PathBuf>) -> MemoryView {
-        MemoryView { kind, dirs }
-    }
-
     /// The guest's memory cgroup directory.
     pub fn dir(&self) -> Option<&Path> {
         self.dirs.first().map(PathBuf::as_path)
