@@ -41,20 +41,12 @@ cleanup() {
   drop_all
   rm -rf "$TMP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # --- setup ---
-drop_all
-[ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
+bench_begin
 T0=$(date +%s)
-i=0
-for g in $GUESTS; do
-  "$VS" "$g" build -m skeleton --context $((5000 + i)) >/dev/null 2>"$TMP/err" || die "build $g: $(head -1 "$TMP/err")"
-  rm -rf "${V:?}/$g"
-  ln -sfn "$BB" "$E/$g/vdir"
-  i=$((i + 1))
-done
+# shellcheck disable=SC2086
+bb_guests 5000 $GUESTS
 for n in $LXCS; do lxc_bb "$n"; done
 echo "density: $COUNT guests and $COUNT containers configured in $(( $(date +%s) - T0 )) s" >&2
 

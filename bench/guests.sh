@@ -59,3 +59,26 @@ lxc_bb() {
   cp -a "$BB/etc" "$LXCPATH/$n/etc"
   printf '::sysinit:/etc/init.d/rc 3\n::shutdown:/etc/init.d/rc 0\n' > "$LXCPATH/$n/etc/inittab"
 }
+
+# bench_begin: call once the script's own cleanup() exists: runs it on exit
+# (and exits on an interrupt), drops what an earlier run left, and checks
+# that bench/prepare made the shared busybox tree.
+bench_begin() {
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  drop_all
+  [ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
+}
+
+# bb_guests CTX NAME...: skeleton guests with contexts CTX, CTX+1, ...
+# whose vdir is a link to the shared busybox tree.
+bb_guests() {
+  ctx=$1
+  shift
+  for g in "$@"; do
+    "$VS" "$g" build -m skeleton --context "$ctx" >/dev/null 2>"$TMP/err" || die "build $g: $(head -1 "$TMP/err")"
+    rm -rf "${V:?}/$g"
+    ln -sfn "$BB" "$E/$g/vdir"
+    ctx=$((ctx + 1))
+  done
+}

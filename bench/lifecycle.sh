@@ -59,12 +59,9 @@ cleanup() {
   drop_all
   rm -rf "$TMP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # --- setup ---
-drop_all
-[ -x "$BB/bin/busybox" ] || die "no busybox tree at $BB: run bench/prepare"
+bench_begin
 [ -x "$DEB/lib/systemd/systemd" ] || die "no Debian tree with systemd at $DEB: run bench/prepare"
 
 "$VS" lcbb build -m busybox --context 5100 >/dev/null 2>"$TMP/err" || die "build lcbb: $(head -1 "$TMP/err")"
